@@ -1,0 +1,1 @@
+"""Interface: typer commands with rich output; thin wrappers over the layers below."""

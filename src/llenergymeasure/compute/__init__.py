@@ -1,0 +1,1 @@
+"""Instruments: FLOPs estimation with provenance and precision detection."""

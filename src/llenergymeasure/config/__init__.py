@@ -1,0 +1,1 @@
+"""Config layer: experiment and study configs, YAML loading, sweep expansion, config hash."""

@@ -1,0 +1,149 @@
+"""Energy figures: per device, per kind (GPU/CPU/RAM) and in total, raw beside idle-adjusted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from pydantic import Field, computed_field, model_validator
+
+from llenergymeasure.domain.base import DomainModel
+from llenergymeasure.domain.metrics import Confidence, lowest_confidence
+
+DeviceKind = Literal["gpu", "cpu", "ram"]
+
+#: Relative tolerance when checking that stored sums equal their parts.
+_SUM_RTOL = 1e-9
+
+
+class DeviceEnergy(DomainModel):
+    """Energy one device used over the measurement window, and how it was measured."""
+
+    uid: str = Field(
+        description="Globally unique device identity (GPU UUID, or host:domain for CPU/RAM); "
+        "aggregation refuses to count the same uid twice."
+    )
+    label: str = Field(description="Short human label, e.g. 'gpu:0' or 'cpu:package-0'.")
+    kind: DeviceKind
+    name: str | None = Field(default=None, description="e.g. 'NVIDIA H200', 'Xeon 8480'.")
+    energy_j: float = Field(ge=0, description="Raw energy over the window.")
+    baseline_power_w: float | None = Field(
+        default=None, ge=0, description="Idle power of this device, when measured."
+    )
+    adjusted_energy_j: float | None = Field(
+        default=None, ge=0, description="energy_j - baseline_power_w x duration, floored at 0."
+    )
+    method: str = Field(description="Instrument, e.g. 'nvml_energy_counter', 'rapl', 'estimate'.")
+    confidence: Confidence
+
+
+def idle_adjusted(energy_j: float, baseline_power_w: float, duration_sec: float) -> float:
+    """Raw energy minus idle power over the window, floored at 0."""
+    return max(0.0, energy_j - baseline_power_w * duration_sec)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_SUM_RTOL, abs_tol=1e-9)
+
+
+class EnergyMetrics(DomainModel):
+    """Energy over the measurement window; totals are the sums of the per-device figures."""
+
+    total_energy_j: float = Field(ge=0, description="Raw energy, all devices.")
+    gpu_energy_j: float = Field(ge=0)
+    cpu_energy_j: float = Field(ge=0)
+    ram_energy_j: float = Field(ge=0)
+    devices: list[DeviceEnergy] = Field(default_factory=list)
+    mean_power_w: float = Field(ge=0, description="total_energy_j / duration_sec")
+    duration_sec: float = Field(ge=0)
+    method: str = Field(
+        description="Instruments used, '+'-joined, e.g. 'nvml_energy_counter+rapl'."
+    )
+    confidence: Confidence = Field(description="The lowest confidence of the devices.")
+    baseline_power_w: float | None = Field(
+        default=None, ge=0, description="Idle power subtracted (sum over devices), if measured."
+    )
+    adjusted_energy_j: float | None = Field(
+        default=None, ge=0, description="Idle-adjusted energy; the raw figure stays beside it."
+    )
+    baseline_method: Literal["measured", "cached", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _sums_match_devices(self) -> EnergyMetrics:
+        if not self.devices:
+            return self
+        for kind in ("gpu", "cpu", "ram"):
+            parts = math.fsum(d.energy_j for d in self.devices if d.kind == kind)
+            if not _close(getattr(self, f"{kind}_energy_j"), parts):
+                raise ValueError(f"{kind}_energy_j does not equal the sum of its devices ({parts})")
+        parts = self.gpu_energy_j + self.cpu_energy_j + self.ram_energy_j
+        if not _close(self.total_energy_j, parts):
+            raise ValueError(f"total_energy_j does not equal gpu + cpu + ram ({parts})")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def per_device_energy_j(self) -> dict[str, float]:
+        """Raw joules keyed by device label."""
+        return {d.label: d.energy_j for d in self.devices}
+
+    @classmethod
+    def from_devices(
+        cls,
+        devices: Sequence[DeviceEnergy],
+        duration_sec: float,
+        *,
+        baseline_method: Literal["measured", "cached", "none"] = "none",
+    ) -> EnergyMetrics:
+        """Build the totals from per-device figures (the only way the harness builds them)."""
+        if not devices:
+            raise ValueError("EnergyMetrics needs at least one device")
+        uids = [d.uid for d in devices]
+        duplicated = sorted({u for u in uids if uids.count(u) > 1})
+        if duplicated:
+            raise ValueError(f"device(s) counted twice: {duplicated}")
+        by_kind = {
+            kind: math.fsum(d.energy_j for d in devices if d.kind == kind)
+            for kind in ("gpu", "cpu", "ram")
+        }
+        total = by_kind["gpu"] + by_kind["cpu"] + by_kind["ram"]
+        with_baseline = [d for d in devices if d.baseline_power_w is not None]
+        baseline = adjusted = None
+        if with_baseline and len(with_baseline) == len(devices):
+            baseline = math.fsum(d.baseline_power_w or 0.0 for d in devices)
+            adjusted = math.fsum(
+                d.adjusted_energy_j
+                if d.adjusted_energy_j is not None
+                else idle_adjusted(d.energy_j, d.baseline_power_w or 0.0, duration_sec)
+                for d in devices
+            )
+        methods = list(dict.fromkeys(d.method for d in devices))
+        return cls(
+            total_energy_j=total,
+            gpu_energy_j=by_kind["gpu"],
+            cpu_energy_j=by_kind["cpu"],
+            ram_energy_j=by_kind["ram"],
+            devices=list(devices),
+            mean_power_w=total / duration_sec if duration_sec > 0 else 0.0,
+            duration_sec=duration_sec,
+            method="+".join(methods),
+            confidence=lowest_confidence(*(d.confidence for d in devices)),
+            baseline_power_w=baseline,
+            adjusted_energy_j=adjusted,
+            baseline_method=baseline_method if baseline is not None else "none",
+        )
+
+    @classmethod
+    def combine(cls, parts: Iterable[EnergyMetrics], wall_time_sec: float) -> EnergyMetrics:
+        """Several processes' energy: devices pooled (never twice), summed, never averaged."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to combine")
+        methods = {p.baseline_method for p in parts}
+        baseline_method: Literal["measured", "cached", "none"] = (
+            "none" if "none" in methods else "measured" if "measured" in methods else "cached"
+        )
+        return cls.from_devices(
+            [d for p in parts for d in p.devices], wall_time_sec, baseline_method=baseline_method
+        )

@@ -1,0 +1,121 @@
+"""The result schema: one RawProcessResult per process, one ExperimentResult per experiment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, computed_field, model_validator
+
+from llenergymeasure.domain.base import DomainModel
+from llenergymeasure.domain.compute import ComputeMetrics
+from llenergymeasure.domain.energy import EnergyMetrics
+from llenergymeasure.domain.inference import InferenceMetrics
+from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
+
+#: Version of the result files' layout. Bump the major part on any incompatible change; loaders
+#: refuse files with another major version.
+SCHEMA_VERSION = "1.0"
+
+
+class DeviceInfo(DomainModel):
+    """One accelerator (or the CPU) as the environment reported it."""
+
+    index: int = Field(ge=0)
+    kind: str = Field(description="'gpu' or 'cpu'.")
+    name: str
+    uuid: str | None = None
+    memory_mb: float | None = Field(default=None, ge=0)
+
+
+class EnvironmentSnapshot(DomainModel):
+    """Where the experiment ran: enough to explain a difference between two results."""
+
+    llenergymeasure_version: str
+    python_version: str
+    platform: str
+    hostname: str
+    cpu_model: str | None = None
+    cpu_count: int | None = Field(default=None, ge=1)
+    ram_mb: float | None = Field(default=None, ge=0)
+    packages: dict[str, str] = Field(
+        default_factory=dict, description="Versions of the packages that affect measurement."
+    )
+    devices: list[DeviceInfo] = Field(default_factory=list)
+    driver_version: str | None = None
+    cuda_version: str | None = None
+
+
+class _Timed(DomainModel):
+    start_time: datetime = Field(description="Start of the measurement window (UTC).")
+    end_time: datetime = Field(description="End of the measurement window (UTC).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Timed:
+        if self.end_time < self.start_time:
+            raise ValueError(f"end_time {self.end_time} is before start_time {self.start_time}")
+        return self
+
+
+class RawProcessResult(_Timed):
+    """What one process measured on its own devices; experiments are aggregated from these."""
+
+    schema_version: str = SCHEMA_VERSION
+    experiment_id: str
+    config_hash: str
+    process_index: int = Field(ge=0)
+    world_size: int = Field(ge=1)
+    hostname: str
+    device_ids: list[str] = Field(description="Devices this process measured (device uids).")
+    energy: EnergyMetrics
+    inference: InferenceMetrics
+    compute: ComputeMetrics
+    warmup: WarmupResult | None = None
+    thermal: ThermalThrottleInfo = Field(default_factory=ThermalThrottleInfo)
+    warnings: list[str] = Field(default_factory=list)
+    timeseries_file: str | None = Field(
+        default=None, description="Telemetry time series (Parquet), relative to the result."
+    )
+
+    @model_validator(mode="after")
+    def _index_in_world(self) -> RawProcessResult:
+        if self.process_index >= self.world_size:
+            raise ValueError(
+                f"process_index {self.process_index} must be < world_size {self.world_size}"
+            )
+        return self
+
+
+class ExperimentResult(_Timed):
+    """One experiment's result: aggregate figures, their provenance, and the process results."""
+
+    schema_version: str = SCHEMA_VERSION
+    experiment_id: str
+    config: dict[str, Any] = Field(description="The resolved experiment config.")
+    config_hash: str
+    environment: EnvironmentSnapshot
+    energy: EnergyMetrics
+    inference: InferenceMetrics
+    compute: ComputeMetrics
+    normalised: NormalisedMetrics
+    thermal: ThermalThrottleInfo = Field(
+        description="Throttling merged over processes (flags OR-ed)."
+    )
+    warmup: list[WarmupResult] = Field(
+        default_factory=list, description="Warmup result of each process, in process order."
+    )
+    warnings: list[str] = Field(default_factory=list)
+    process_results: list[RawProcessResult] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def energy_per_output_token_j(self) -> float:
+        """Raw joules per generated token (0.0 when nothing was generated)."""
+        tokens = self.inference.output_tokens
+        return self.energy.total_energy_j / tokens if tokens else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warmup_converged(self) -> bool | None:
+        """True when every process's warmup converged; None without warmup."""
+        return all(w.converged for w in self.warmup) if self.warmup else None

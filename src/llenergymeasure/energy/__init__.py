@@ -1,0 +1,1 @@
+"""Instruments: energy meters (NVML, RAPL, Zeus, CodeCarbon, estimate), telemetry, baseline."""

@@ -1,0 +1,1 @@
+"""Instruments: inference engines (transformers; the interface is ready for vLLM)."""

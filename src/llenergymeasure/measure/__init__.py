@@ -1,0 +1,1 @@
+"""Harness: warmup, baseline, the measurement window, one experiment end to end."""

@@ -1,0 +1,112 @@
+"""Result files: written atomically, loaded with a schema-version check and one clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult, RawProcessResult
+from llenergymeasure.errors import ResultFileError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+RESULT_FILENAME = "result.json"
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text so that readers see the old file or the whole new one, never a part.
+
+    The text goes to a temporary file in the same directory, is flushed to disk, and is then
+    renamed over the target (atomic on POSIX).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, data: object) -> Path:
+    """Write a JSON-serialisable object atomically (pretty-printed, keys in order)."""
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def save_model(model: BaseModel, path: str | Path) -> Path:
+    """Write a pydantic model as JSON, atomically."""
+    return atomic_write_text(path, model.model_dump_json(indent=2) + "\n")
+
+
+def save_result(result: ExperimentResult, path: str | Path) -> Path:
+    """Write an ExperimentResult; ``path`` may be a directory (then ``result.json`` inside)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILENAME
+    return save_model(result, path)
+
+
+def _major(version: str) -> str:
+    return version.split(".", 1)[0]
+
+
+def load_model(path: str | Path, model_type: type[ModelT]) -> ModelT:
+    """Load and validate a JSON result file; any problem is a ResultFileError naming the file."""
+    path = Path(path)
+    kind = model_type.__name__
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ResultFileError(path, "is a directory, expected a JSON result file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFileError(path, f"cannot be read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(
+            path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}): corrupt or truncated"
+        ) from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise ResultFileError(path, f"is not an llenergymeasure {kind} (no schema_version)")
+    version = str(data["schema_version"])
+    if _major(version) != _major(SCHEMA_VERSION):
+        raise ResultFileError(
+            path,
+            f"has schema_version {version}, this llenergymeasure reads {SCHEMA_VERSION} "
+            "(same major version)",
+        )
+    try:
+        return model_type.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise ResultFileError(
+            path, f"is not a valid {kind}: {where}: {first['msg']}{more}"
+        ) from None
+
+
+def load_result(path: str | Path) -> ExperimentResult:
+    """Load an ExperimentResult from a file, or from ``result.json`` in a directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILENAME
+    return load_model(path, ExperimentResult)
+
+
+def load_process_result(path: str | Path) -> RawProcessResult:
+    """Load one process's raw result."""
+    return load_model(path, RawProcessResult)

@@ -1,0 +1,1 @@
+"""Orchestration: sweeps, cycles, ordering, isolation in subprocesses, resume, statistics."""

@@ -1,0 +1,88 @@
+"""Result files: atomic writes, schema-version checks, one clear error naming a bad file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.domain import ExperimentResult
+from llenergymeasure.errors import ResultFileError
+from llenergymeasure.results import io
+from tests import factories as f
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    result = f.experiment_result()
+    path = io.save_result(result, tmp_path / "exp" / "result.json")
+    assert io.load_result(path) == result
+    assert io.load_result(path.parent) == result  # a directory means its result.json
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_process_result_round_trip(tmp_path: Path) -> None:
+    proc = f.process_result(index=1, world=2)
+    path = io.save_model(proc, tmp_path / "process_1.json")
+    assert io.load_process_result(path) == proc
+
+
+def test_atomic_write_keeps_old_file_when_serialisation_fails(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    io.atomic_write_json(path, {"a": 1})
+    with pytest.raises(ValueError):
+        io.atomic_write_json(path, {"a": float("nan")})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["data.json"]
+
+
+def test_atomic_write_interrupted_mid_write_leaves_old_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "result.json"
+    io.atomic_write_text(path, "old")
+
+    def boom(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        io.atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["result.json"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"schema_version": "1.0", "experiment', "not valid JSON"),
+        ("", "not valid JSON"),
+        ('["a list"]', "not an llenergymeasure ExperimentResult"),
+        ('{"name": "some other tool"}', "no schema_version"),
+        ('{"schema_version": "2.0"}', "schema_version 2.0"),
+        ('{"schema_version": "1.0", "experiment_id": "x"}', "is not a valid ExperimentResult"),
+    ],
+)
+def test_bad_files_get_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "result.json"
+    path.write_text(content)
+    with pytest.raises(ResultFileError, match=message) as info:
+        io.load_result(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_binary_file(tmp_path: Path) -> None:
+    with pytest.raises(ResultFileError, match="no such file"):
+        io.load_result(tmp_path / "nope.json")
+    binary = tmp_path / "b.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ResultFileError, match=r"cannot be read|not valid JSON"):
+        io.load_result(binary)
+
+
+def test_minor_version_difference_is_accepted(tmp_path: Path) -> None:
+    data = json.loads(f.experiment_result().model_dump_json())
+    data["schema_version"] = "1.7"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    assert isinstance(io.load_result(path), ExperimentResult)
