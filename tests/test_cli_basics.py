@@ -11,6 +11,7 @@ import pytest
 
 from llenergymeasure.cli.main import main
 from llenergymeasure.cli.schema_cmd import schema_text
+from tests.cli_helpers import run_llem, source_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = ROOT / "schemas" / "experiment_result.schema.json"
@@ -23,7 +24,7 @@ def test_import_and_help_do_not_import_torch() -> None:
         "assert r.exit_code == 0, r.output; heavy = [m for m in ('torch', 'transformers',"
         " 'matplotlib', 'pandas') if m in sys.modules]; assert not heavy, heavy"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=source_env())
 
 
 def test_checked_in_schema_is_current() -> None:
@@ -58,12 +59,7 @@ def test_llem_schema_process_kind(tmp_path: Path) -> None:
 
 
 def test_bad_flag_exits_2_without_traceback() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "llenergymeasure.cli.main", "schema", "--kind", "nope"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = run_llem("schema", "--kind", "nope")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "nope" in proc.stderr
