@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Builtin models are built once per machine into a shared temp cache (the recipe version is in
+# the directory name, so a changed recipe never reuses an old build).
+os.environ.setdefault("LLEM_CACHE_DIR", str(Path(tempfile.gettempdir()) / "llem-test-cache"))
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

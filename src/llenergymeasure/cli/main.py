@@ -12,7 +12,7 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import schema_cmd
+from llenergymeasure.cli import run_cmd, schema_cmd
 from llenergymeasure.cli.console import error_console
 from llenergymeasure.errors import LlemError
 
@@ -41,6 +41,7 @@ def _root(
     """Measure what LLM inference costs, with the provenance of every figure."""
 
 
+run_cmd.register(app)
 schema_cmd.register(app)
 
 

@@ -1,0 +1,119 @@
+"""ExperimentConfig: everything that defines one measurement, validated and hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EnergyInstrument = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
+FlopsMethodChoice = Literal["auto", "calflops", "architecture", "parameter_estimate"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PromptsConfig(_Strict):
+    """Where prompts come from: the built-in set, a .jsonl/.txt file, or synthetic token ids."""
+
+    source: Literal["builtin", "file", "synthetic"] = "builtin"
+    path: Path | None = Field(
+        default=None,
+        description="A .txt (one prompt per line) or .jsonl file ('prompt' or 'text').",
+    )
+    synthetic_input_tokens: int = Field(
+        default=128, ge=1, description="Prompt length in tokens for synthetic prompts."
+    )
+    seed: int = Field(default=0, description="Seed for synthetic prompts.")
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> PromptsConfig:
+        if self.source == "file":
+            if self.path is None:
+                raise ValueError("prompts.source is 'file' but prompts.path is not set")
+            if self.path.suffix not in (".txt", ".jsonl"):
+                raise ValueError(f"prompts.path must be a .txt or .jsonl file, got {self.path}")
+        elif self.path is not None:
+            raise ValueError(f"prompts.path is set but prompts.source is {self.source!r}")
+        return self
+
+
+class DecodingConfig(_Strict):
+    """Greedy decoding, or sampling with temperature / top_p / top_k and a seed."""
+
+    mode: Literal["greedy", "sample"] = "greedy"
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0, description="0 disables top-k filtering.")
+    seed: int = 0
+
+
+class WarmupConfig(_Strict):
+    """Warm up until request latency settles (`cv`), or for a fixed number of requests."""
+
+    mode: Literal["cv", "fixed"] = "cv"
+    target_cv: float = Field(default=0.05, gt=0)
+    window: int = Field(default=5, ge=2, description="Requests per CV window.")
+    max_prompts: int = Field(default=50, ge=1, description="Most warmup requests in cv mode.")
+    n: int = Field(default=5, ge=0, description="Warmup requests in fixed mode.")
+
+
+class ExperimentConfig(_Strict):
+    """One experiment. Every field that changes what is measured enters the config hash."""
+
+    model: str = Field(
+        default="builtin:tiny-llama", description="Hub id, local path, or builtin:NAME."
+    )
+    engine: Literal["transformers"] = "transformers"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="auto: float32 on CPU, the model's own dtype on GPU."
+    )
+    quantization: Literal["none", "bnb-8bit", "bnb-4bit"] = "none"
+    device_map: str | None = Field(
+        default=None, description="transformers device_map; default: cuda:0 if available else cpu."
+    )
+    batch_size: int = Field(default=4, ge=1)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    n_prompts: int = Field(default=16, ge=1, description="Prompts in the measurement window.")
+    max_input_tokens: int = Field(default=256, ge=1, description="Longer prompts are truncated.")
+    max_output_tokens: int = Field(default=32, ge=1)
+    fixed_length: bool = Field(
+        default=True,
+        description="Generate exactly max_output_tokens (EOS ignored) for comparability; "
+        "False stops each sequence at EOS.",
+    )
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    baseline_sec: float = Field(
+        default=10.0, ge=0, description="Idle-power baseline before measuring; 0 disables."
+    )
+    energy: EnergyInstrument = "auto"
+    flops_method: FlopsMethodChoice = "auto"
+    telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
+    output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
+    name: str | None = Field(default=None, description="Optional label; not part of the hash.")
+
+    @field_validator("model")
+    @classmethod
+    def _model_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("model must not be empty")
+        return value.strip()
+
+    def config_hash(self) -> str:
+        """Hash of the fields that change what is measured (not output_dir or name)."""
+        payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as plain JSON data (what result.json stores)."""
+        return self.model_dump(mode="json")
+
+
+#: Fields that do not change what is measured, left out of the config hash.
+HASH_EXCLUDED = {"output_dir", "name"}

@@ -1,0 +1,111 @@
+"""A snapshot of where an experiment ran: software versions, CPU, memory, GPUs and driver."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import socket
+from importlib import metadata
+from pathlib import Path
+
+from llenergymeasure import __version__
+from llenergymeasure.domain.results import DeviceInfo, EnvironmentSnapshot
+
+#: Packages whose versions can change a measurement.
+TRACKED_PACKAGES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "tokenizers",
+    "nvidia-ml-py",
+    "calflops",
+    "zeus",
+    "codecarbon",
+    "bitsandbytes",
+    "vllm",
+    "numpy",
+    "pydantic",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the tracked packages (absent ones left out)."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo, else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _gpus() -> tuple[list[DeviceInfo], str | None]:
+    """GPUs and driver version through NVML; none when NVML is unavailable."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return [], None
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        devices = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            devices.append(
+                DeviceInfo(
+                    index=index,
+                    kind="gpu",
+                    name=_text(pynvml.nvmlDeviceGetName(handle)),
+                    uuid=_text(pynvml.nvmlDeviceGetUUID(handle)),
+                    memory_mb=memory.total / 2**20,
+                )
+            )
+        return devices, _text(driver)
+    except Exception:
+        return [], None
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def capture_environment() -> EnvironmentSnapshot:
+    """What this process runs on, for the result's ``environment``."""
+    import psutil
+
+    packages = package_versions()
+    gpus, driver = _gpus()
+    cuda_version = None
+    if "torch" in packages:
+        import torch
+
+        cuda_version = torch.version.cuda
+    return EnvironmentSnapshot(
+        llenergymeasure_version=__version__,
+        python_version=platform.python_version(),
+        platform=platform.platform(),
+        hostname=socket.gethostname(),
+        cpu_model=cpu_model(),
+        cpu_count=psutil.cpu_count(logical=True),
+        ram_mb=psutil.virtual_memory().total / 2**20,
+        packages=packages,
+        devices=gpus,
+        driver_version=driver,
+        cuda_version=cuda_version,
+    )

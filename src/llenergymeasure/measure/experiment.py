@@ -1,0 +1,271 @@
+"""One experiment end to end: load, warm up, baseline, measure, count FLOPs, write the result.
+
+The measurement window holds only generation: prompts are tokenized, the meter chosen and the
+baseline taken before it; FLOPs, statistics and files come after it. Files are written
+atomically and ``result.json`` last, so an interrupted run never leaves a result that looks
+complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.config.experiment import ExperimentConfig
+from llenergymeasure.config.loading import check_prompt_file, load_experiment_config, validate
+from llenergymeasure.domain.inference import InferenceMetrics
+from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
+from llenergymeasure.engines.base import BatchOutput, Engine
+from llenergymeasure.measure.environment import capture_environment
+from llenergymeasure.measure.flops import compute_metrics
+from llenergymeasure.measure.progress import NullReporter, Reporter
+from llenergymeasure.measure.prompts import batched, load_prompt_ids
+from llenergymeasure.measure.warmup import run_warmup
+from llenergymeasure.results.aggregation import aggregate
+from llenergymeasure.results.io import RESULT_FILENAME, atomic_write_json, save_model, save_result
+
+log = logging.getLogger("llenergymeasure")
+
+TIMESERIES_FILENAME = "timeseries.parquet"
+CONFIG_FILENAME = "config.json"
+LOG_FILENAME = "run.log"
+
+
+def process_filename(index: int) -> str:
+    """Name of process ``index``'s raw result file (its presence marks the process complete)."""
+    return f"process_{index}.json"
+
+
+def as_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
+    """Accept a config object, a mapping of fields, or a YAML path."""
+    if isinstance(config, ExperimentConfig):
+        check_prompt_file(config)
+        return config
+    if isinstance(config, (str, Path)):
+        return load_experiment_config(config)
+    result = validate(ExperimentConfig, config)
+    check_prompt_file(result)
+    return result
+
+
+def new_experiment_id(config: ExperimentConfig, now: datetime | None = None) -> str:
+    """A readable, unique-enough id: UTC time, model, batch size, config hash."""
+    now = now or datetime.now(timezone.utc)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", config.model.split("/")[-1].split(":")[-1]).strip("-")
+    return (
+        f"{now:%Y%m%dT%H%M%S}-{slug.lower()[:40]}-bs{config.batch_size}-{config.config_hash()[:8]}"
+    )
+
+
+def create_engine(config: ExperimentConfig) -> Engine:
+    """The engine the config names."""
+    from llenergymeasure.engines.transformers_engine import TransformersEngine
+
+    return TransformersEngine(config)
+
+
+@contextlib.contextmanager
+def run_log(out_dir: Path) -> Iterator[None]:
+    """Send the package's log records to ``run.log`` in the experiment directory."""
+    handler = logging.FileHandler(out_dir / LOG_FILENAME, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    previous = log.level
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    except BaseException as exc:
+        log.error("run ended early: %s", type(exc).__name__ if not str(exc) else exc)
+        raise
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)
+        handler.close()
+
+
+def run_experiment(
+    config: ExperimentConfig | Mapping[str, Any] | str | Path,
+    *,
+    experiment_id: str | None = None,
+    reporter: Reporter | None = None,
+) -> ExperimentResult:
+    """Run one experiment in this process and write ``<output_dir>/<id>/result.json``."""
+    config = as_config(config)
+    experiment_id = experiment_id or new_experiment_id(config)
+    out_dir = Path(config.output_dir) / experiment_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with run_log(out_dir):
+        log.info("experiment %s: %s", experiment_id, config.model_dump_json())
+        atomic_write_json(out_dir / CONFIG_FILENAME, config.resolved())
+        environment = capture_environment()
+        process = measure_process(
+            config, experiment_id=experiment_id, out_dir=out_dir, reporter=reporter
+        )
+        result = aggregate([process], config=config.resolved(), environment=environment)
+        save_result(result, out_dir / RESULT_FILENAME)
+        log.info("wrote %s", out_dir / RESULT_FILENAME)
+    return result
+
+
+def measure_process(
+    config: ExperimentConfig,
+    *,
+    experiment_id: str,
+    out_dir: Path,
+    process_index: int = 0,
+    world_size: int = 1,
+    reporter: Reporter | None = None,
+) -> RawProcessResult:
+    """Everything one process measures; writes ``process_<i>.json`` atomically and returns it."""
+    from llenergymeasure.energy import TelemetrySampler, create_meter, measure_baseline
+
+    reporter = reporter or NullReporter()
+    warnings: list[str] = []
+    reporter.stage(f"loading {config.model}")
+    engine = create_engine(config)
+    engine.load()
+    try:
+        prompt_ids, prompt_warnings = load_prompt_ids(config, engine)
+        warnings += prompt_warnings
+        mine = shard(prompt_ids, process_index, world_size)
+        batches = batched(mine, config.batch_size)
+        precision = engine.precision()
+
+        reporter.stage("warmup", total=_warmup_total(config))
+        warmup = run_warmup(
+            engine.generate,
+            batches,
+            config.warmup,
+            on_request=lambda i, cv: reporter.advance(
+                1, f"cv {cv:.3f}" if cv is not None else None
+            ),
+        )
+        log.info("warmup: %s", warmup.model_dump_json(exclude={"latencies_ms"}))
+        if not warmup.converged and config.warmup.mode == "cv":
+            warnings.append(
+                f"warmup did not converge: CV {warmup.final_cv:.3f} > target "
+                f"{warmup.target_cv} after {warmup.iterations_completed} requests"
+            )
+
+        meter = create_meter(config.energy, gpu_indices=engine.gpu_indices() or None)
+        try:
+            warnings += list(meter.warnings)
+            reporter.stage("baseline", total=config.baseline_sec or None)
+            baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
+            sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
+
+            reporter.stage("measurement", total=len(batches))
+            engine.reset_peak_memory()
+            sampler.start()
+            try:
+                outputs, start_time, end_time, window = _measurement_window(
+                    engine, batches, meter, reporter
+                )
+            finally:
+                telemetry = sampler.stop()
+        finally:
+            meter.close()
+
+        energy = window.to_energy_metrics(baseline)
+        warnings += list(window.warnings)
+        telemetry.write_parquet(out_dir / _timeseries_name(process_index, world_size))
+        reporter.stage("counting FLOPs")
+        peak_mb, weights_mb = engine.memory_mb()
+        inference = _inference_metrics(outputs, window.duration_sec)
+        compute, flops_warnings = compute_metrics(
+            engine.model,
+            outputs,
+            config.flops_method,
+            precision,
+            inference,
+            peak_mb,
+            weights_mb,
+            device_names=_device_names(engine),
+        )
+        warnings += flops_warnings
+    finally:
+        engine.close()
+
+    result = RawProcessResult(
+        experiment_id=experiment_id,
+        config_hash=config.config_hash(),
+        process_index=process_index,
+        world_size=world_size,
+        hostname=_hostname(),
+        device_ids=[d.uid for d in energy.devices],
+        start_time=start_time,
+        end_time=end_time,
+        energy=energy,
+        inference=inference,
+        compute=compute,
+        warmup=warmup,
+        thermal=telemetry.thermal,
+        warnings=list(dict.fromkeys(warnings)),
+        timeseries_file=_timeseries_name(process_index, world_size),
+    )
+    save_model(result, out_dir / process_filename(process_index))
+    return result
+
+
+def _measurement_window(
+    engine: Engine, batches: list[list[list[int]]], meter: Any, reporter: Reporter
+) -> tuple[list[BatchOutput], datetime, datetime, Any]:
+    """The measured region: nothing in it but generation and a counter read at each edge."""
+    outputs: list[BatchOutput] = []
+    meter.begin_window(sync=engine.synchronize)
+    start_time = datetime.now(timezone.utc)
+    for batch in batches:
+        outputs.append(engine.generate(batch))
+        reporter.advance(1)
+    window = meter.end_window(sync=engine.synchronize)
+    end_time = datetime.now(timezone.utc)
+    return outputs, start_time, end_time, window
+
+
+def _inference_metrics(outputs: list[BatchOutput], window_sec: float) -> InferenceMetrics:
+    return InferenceMetrics.build(
+        num_requests=sum(len(o.output_tokens) for o in outputs),
+        input_tokens=sum(sum(o.input_tokens) for o in outputs),
+        output_tokens=sum(sum(o.output_tokens) for o in outputs),
+        inference_time_sec=window_sec,
+        ttft_ms=[x for o in outputs for x in o.ttft_ms()],
+        itl_ms=[x for o in outputs for x in o.itl_ms()],
+        request_latency_ms=[x for o in outputs for x in o.request_latency_ms()],
+        latency_method="decode_step_timestamps",
+        latency_confidence="high",
+    )
+
+
+def shard(items: list[list[int]], index: int, world: int) -> list[list[int]]:
+    """Process ``index``'s contiguous share of the prompts (sizes differ by at most one)."""
+    base, extra = divmod(len(items), world)
+    start = index * base + min(index, extra)
+    return items[start : start + base + (1 if index < extra else 0)]
+
+
+def _warmup_total(config: ExperimentConfig) -> int:
+    return config.warmup.max_prompts if config.warmup.mode == "cv" else config.warmup.n
+
+
+def _timeseries_name(index: int, world: int) -> str:
+    return TIMESERIES_FILENAME if world == 1 else f"timeseries_{index}.parquet"
+
+
+def _device_names(engine: Engine) -> list[str]:
+    gpus = engine.gpu_indices()
+    if not gpus:
+        return []
+    import torch
+
+    return [torch.cuda.get_device_name(i) for i in gpus]
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
