@@ -150,8 +150,11 @@ class PrecisionMetadata(DomainModel):
 
 
 def _ratio(numerator: float, denominator: float) -> float:
-    """numerator / denominator, or 0.0 when the denominator is zero."""
-    return numerator / denominator if denominator > 0 else 0.0
+    """numerator / denominator; 0.0 when the denominator is zero (or so small it overflows)."""
+    if denominator <= 0:
+        return 0.0
+    value = numerator / denominator
+    return value if math.isfinite(value) else 0.0
 
 
 class NormalisedMetrics(DomainModel):
