@@ -56,7 +56,7 @@ def test_atomic_write_interrupted_mid_write_leaves_old_file(tmp_path: Path, monk
     [
         ('{"schema_version": "1.0", "experiment', "not valid JSON"),
         ("", "not valid JSON"),
-        ('["a list"]', "not an llenergymeasure ExperimentResult"),
+        ('["a list"]', "(not a JSON object)"),
         ('{"name": "some other tool"}', "no schema_version"),
         ('{"schema_version": "2.0"}', "schema_version 2.0"),
         ('{"schema_version": "1.0", "experiment_id": "x"}', "is not a valid ExperimentResult"),

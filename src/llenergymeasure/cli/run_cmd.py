@@ -169,6 +169,12 @@ def register(app: typer.Typer) -> None:
             None, "--baseline-sec", help="Idle baseline seconds before measuring (0: none)."
         ),
         output: Path | None = typer.Option(None, "-o", "--output", help="Output directory."),
+        processes: int | None = typer.Option(
+            None, "--processes", "-p", help="Data-parallel worker processes, one device each."
+        ),
+        allow_partial: bool = typer.Option(
+            False, "--allow-partial", help="Aggregate even if a worker failed (with a warning)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
         """Run one experiment and write OUTPUT/<experiment_id>/result.json."""
@@ -185,16 +191,24 @@ def register(app: typer.Typer) -> None:
             "energy": energy,
             "baseline_sec": baseline_sec,
             "output_dir": str(output) if output is not None else None,
+            "processes": processes,
         }
         cfg = load_experiment_config(config, overrides)
         experiment_id = new_experiment_id(cfg)
         path = Path(cfg.output_dir) / experiment_id / RESULT_FILENAME
         try:
             if quiet:
-                result = run_experiment(cfg, experiment_id=experiment_id)
+                result = run_experiment(
+                    cfg, experiment_id=experiment_id, allow_partial=allow_partial
+                )
             else:
                 with RichReporter() as reporter:
-                    result = run_experiment(cfg, experiment_id=experiment_id, reporter=reporter)
+                    result = run_experiment(
+                        cfg,
+                        experiment_id=experiment_id,
+                        reporter=reporter,
+                        allow_partial=allow_partial,
+                    )
         except KeyboardInterrupt:
             error_console.print(
                 f"[yellow]interrupted[/]: no result written for {experiment_id} (its directory "

@@ -77,6 +77,9 @@ class ExperimentConfig(_Strict):
         default=None, description="transformers device_map; default: cuda:0 if available else cpu."
     )
     batch_size: int = Field(default=4, ge=1)
+    processes: int = Field(
+        default=1, ge=1, description="Data-parallel workers, one device each (CPU: gloo)."
+    )
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     n_prompts: int = Field(default=16, ge=1, description="Prompts in the measurement window.")
     max_input_tokens: int = Field(default=256, ge=1, description="Longer prompts are truncated.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,18 +27,18 @@ from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.measure.prompts import batched, load_prompt_ids
 from llenergymeasure.measure.warmup import run_warmup
 from llenergymeasure.results.aggregation import aggregate
-from llenergymeasure.results.io import RESULT_FILENAME, atomic_write_json, save_model, save_result
+from llenergymeasure.results.io import atomic_write_json, save_model, save_result
+from llenergymeasure.results.layout import (
+    CONFIG_FILENAME,
+    ENVIRONMENT_FILENAME,
+    LOG_FILENAME,
+    RESULT_FILENAME,
+    done_marker,
+    process_filename,
+    timeseries_filename,
+)
 
 log = logging.getLogger("llenergymeasure")
-
-TIMESERIES_FILENAME = "timeseries.parquet"
-CONFIG_FILENAME = "config.json"
-LOG_FILENAME = "run.log"
-
-
-def process_filename(index: int) -> str:
-    """Name of process ``index``'s raw result file (its presence marks the process complete)."""
-    return f"process_{index}.json"
 
 
 def as_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
@@ -70,9 +70,9 @@ def create_engine(config: ExperimentConfig) -> Engine:
 
 
 @contextlib.contextmanager
-def run_log(out_dir: Path) -> Iterator[None]:
-    """Send the package's log records to ``run.log`` in the experiment directory."""
-    handler = logging.FileHandler(out_dir / LOG_FILENAME, encoding="utf-8")
+def run_log(out_dir: Path, filename: str = LOG_FILENAME) -> Iterator[None]:
+    """Send the package's log records to a log file in the experiment directory."""
+    handler = logging.FileHandler(out_dir / filename, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     previous = log.level
@@ -93,8 +93,13 @@ def run_experiment(
     *,
     experiment_id: str | None = None,
     reporter: Reporter | None = None,
+    allow_partial: bool = False,
 ) -> ExperimentResult:
-    """Run one experiment in this process and write ``<output_dir>/<id>/result.json``."""
+    """Run one experiment and write ``<output_dir>/<id>/result.json``.
+
+    With ``config.processes > 1`` the work is spread over data-parallel worker processes and
+    aggregated from their raw files (``allow_partial`` turns missing ones into warnings).
+    """
     config = as_config(config)
     experiment_id = experiment_id or new_experiment_id(config)
     out_dir = Path(config.output_dir) / experiment_id
@@ -103,11 +108,17 @@ def run_experiment(
         log.info("experiment %s: %s", experiment_id, config.model_dump_json())
         atomic_write_json(out_dir / CONFIG_FILENAME, config.resolved())
         environment = capture_environment()
-        process = measure_process(
-            config, experiment_id=experiment_id, out_dir=out_dir, reporter=reporter
-        )
-        result = aggregate([process], config=config.resolved(), environment=environment)
-        save_result(result, out_dir / RESULT_FILENAME)
+        save_model(environment, out_dir / ENVIRONMENT_FILENAME)
+        if config.processes > 1:
+            from llenergymeasure.measure.distributed import launch_workers
+
+            result = launch_workers(config, out_dir, allow_partial=allow_partial, reporter=reporter)
+        else:
+            process = measure_process(
+                config, experiment_id=experiment_id, out_dir=out_dir, reporter=reporter
+            )
+            result = aggregate([process], config=config.resolved(), environment=environment)
+            save_result(result, out_dir / RESULT_FILENAME)
         log.info("wrote %s", out_dir / RESULT_FILENAME)
     return result
 
@@ -120,8 +131,16 @@ def measure_process(
     process_index: int = 0,
     world_size: int = 1,
     reporter: Reporter | None = None,
+    sync_processes: Callable[[], object] | None = None,
+    measure_host: bool = True,
 ) -> RawProcessResult:
-    """Everything one process measures; writes ``process_<i>.json`` atomically and returns it."""
+    """Everything one process measures; writes ``process_<i>.json`` atomically and returns it.
+
+    ``sync_processes`` (a barrier across workers) is called before the baseline, before the
+    window and after it; ``measure_host`` says whether this process meters the host's CPU and
+    memory (one process per host does).
+    """
+    sync = sync_processes or (lambda: None)
     from llenergymeasure.energy import TelemetrySampler, create_meter, measure_baseline
 
     reporter = reporter or NullReporter()
@@ -152,15 +171,19 @@ def measure_process(
                 f"{warmup.target_cv} after {warmup.iterations_completed} requests"
             )
 
-        meter = create_meter(config.energy, gpu_indices=engine.gpu_indices() or None)
+        meter = create_meter(
+            config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
+        )
         try:
             warnings += list(meter.warnings)
+            sync()
             reporter.stage("baseline", total=config.baseline_sec or None)
             baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
             sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
 
             reporter.stage("measurement", total=len(batches))
             engine.reset_peak_memory()
+            sync()
             sampler.start()
             try:
                 outputs, start_time, end_time, window = _measurement_window(
@@ -168,12 +191,13 @@ def measure_process(
                 )
             finally:
                 telemetry = sampler.stop()
+            sync()
         finally:
             meter.close()
 
         energy = window.to_energy_metrics(baseline)
         warnings += list(window.warnings)
-        telemetry.write_parquet(out_dir / _timeseries_name(process_index, world_size))
+        telemetry.write_parquet(out_dir / timeseries_filename(process_index, world_size))
         reporter.stage("counting FLOPs")
         peak_mb, weights_mb = engine.memory_mb()
         inference = _inference_metrics(outputs, window.duration_sec)
@@ -206,9 +230,10 @@ def measure_process(
         warmup=warmup,
         thermal=telemetry.thermal,
         warnings=list(dict.fromkeys(warnings)),
-        timeseries_file=_timeseries_name(process_index, world_size),
+        timeseries_file=timeseries_filename(process_index, world_size),
     )
     save_model(result, out_dir / process_filename(process_index))
+    (out_dir / done_marker(process_index)).touch()
     return result
 
 
@@ -250,10 +275,6 @@ def shard(items: list[list[int]], index: int, world: int) -> list[list[int]]:
 
 def _warmup_total(config: ExperimentConfig) -> int:
     return config.warmup.max_prompts if config.warmup.mode == "cv" else config.warmup.n
-
-
-def _timeseries_name(index: int, world: int) -> str:
-    return TIMESERIES_FILENAME if world == 1 else f"timeseries_{index}.parquet"
 
 
 def _device_names(engine: Engine) -> list[str]:

@@ -8,7 +8,9 @@ are kept per process; FLOPs are summed; NormalisedMetrics are recomputed from th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from llenergymeasure.domain.compute import ComputeMetrics
@@ -16,6 +18,15 @@ from llenergymeasure.domain.energy import EnergyMetrics
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo
 from llenergymeasure.domain.results import EnvironmentSnapshot, ExperimentResult, RawProcessResult
+from llenergymeasure.errors import LlemError, ResultFileError
+from llenergymeasure.results.io import load_model, load_process_result, save_result
+from llenergymeasure.results.layout import (
+    CONFIG_FILENAME,
+    ENVIRONMENT_FILENAME,
+    RESULT_FILENAME,
+    done_marker,
+    process_filename,
+)
 
 
 def aggregate(
@@ -67,3 +78,98 @@ def aggregate(
         warnings=all_warnings,
         process_results=list(procs),
     )
+
+
+def window_overlap(process_results: Sequence[RawProcessResult]) -> float:
+    """Time all windows share over the time any window covers (1.0 for one process)."""
+    if len(process_results) < 2:
+        return 1.0
+    shared = (
+        min(p.end_time for p in process_results) - max(p.start_time for p in process_results)
+    ).total_seconds()
+    spanned = (
+        max(p.end_time for p in process_results) - min(p.start_time for p in process_results)
+    ).total_seconds()
+    return max(0.0, shared) / spanned if spanned > 0 else 1.0
+
+
+def check_processes(
+    process_results: Sequence[RawProcessResult], expected: int, *, min_overlap: float = 0.5
+) -> list[str]:
+    """Problems that make an aggregate untrustworthy (each a sentence), empty when none."""
+    problems: list[str] = []
+    indices = sorted(p.process_index for p in process_results)
+    missing = sorted(set(range(expected)) - set(indices))
+    if missing:
+        problems.append(f"process(es) {missing} of {expected} missing")
+    duplicated = sorted({i for i in indices if indices.count(i) > 1})
+    if duplicated:
+        problems.append(f"process index(es) {duplicated} present more than once")
+    hashes = sorted({p.config_hash for p in process_results})
+    if len(hashes) > 1:
+        problems.append(f"processes disagree on the config hash: {hashes}")
+    uids = [d.uid for p in process_results for d in p.energy.devices]
+    twice = sorted({u for u in uids if uids.count(u) > 1})
+    if twice:
+        problems.append(f"device(s) measured by more than one process: {twice}")
+    overlap = window_overlap(process_results)
+    if overlap < min_overlap:
+        problems.append(
+            f"measurement windows overlap by {overlap:.0%} (< {min_overlap:.0%}); "
+            "throughput over wall time would be misleading"
+        )
+    return problems
+
+
+def load_process_results(
+    directory: Path, expected: int
+) -> tuple[list[RawProcessResult], list[str]]:
+    """The complete process results in an experiment directory, and why any is missing."""
+    results: list[RawProcessResult] = []
+    problems: list[str] = []
+    for index in range(expected):
+        path = directory / process_filename(index)
+        if not path.exists():
+            problems.append(f"{path} is missing (process {index} did not finish)")
+            continue
+        if not (directory / done_marker(index)).exists():
+            problems.append(f"{path} is incomplete (no {done_marker(index)} marker)")
+            continue
+        try:
+            results.append(load_process_result(path))
+        except ResultFileError as exc:
+            problems.append(str(exc))
+    return results, problems
+
+
+def aggregate_directory(directory: str | Path, *, allow_partial: bool = False) -> ExperimentResult:
+    """Re-aggregate an experiment directory from its raw process files; writes result.json.
+
+    Every check failure is an error naming the file or the processes, or with
+    ``allow_partial`` a warning in the result.
+    """
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILENAME
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultFileError(config_path, "missing: not an experiment directory") from None
+    except (OSError, ValueError) as exc:
+        raise ResultFileError(config_path, f"unreadable ({exc})") from None
+    environment = load_model(directory / ENVIRONMENT_FILENAME, EnvironmentSnapshot)
+    expected = int(config.get("processes", 1)) if isinstance(config, dict) else 1
+    found, problems = load_process_results(directory, expected)
+    if found:
+        problems += [p for p in check_processes(found, expected) if "missing" not in p]
+    if problems and not allow_partial:
+        raise LlemError(
+            f"cannot aggregate {directory}: "
+            + "; ".join(problems)
+            + " (use --allow-partial to aggregate what is there, with a warning)"
+        )
+    if not found:
+        raise LlemError(f"cannot aggregate {directory}: no complete process result")
+    warnings = [f"partial aggregate: {p}" for p in problems]
+    result = aggregate(found, config=config, environment=environment, warnings=warnings)
+    save_result(result, directory / RESULT_FILENAME)
+    return result

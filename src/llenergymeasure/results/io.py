@@ -12,10 +12,9 @@ from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult, RawProcessResult
 from llenergymeasure.errors import ResultFileError
+from llenergymeasure.results.layout import RESULT_FILENAME
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-RESULT_FILENAME = "result.json"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -79,9 +78,12 @@ def load_model(path: str | Path, model_type: type[ModelT]) -> ModelT:
         raise ResultFileError(
             path, f"is not valid JSON (line {exc.lineno}, column {exc.colno}): corrupt or truncated"
         ) from None
-    if not isinstance(data, dict) or "schema_version" not in data:
+    if not isinstance(data, dict):
+        raise ResultFileError(path, f"is not an llenergymeasure {kind} (not a JSON object)")
+    versioned = "schema_version" in model_type.model_fields
+    if versioned and "schema_version" not in data:
         raise ResultFileError(path, f"is not an llenergymeasure {kind} (no schema_version)")
-    version = str(data["schema_version"])
+    version = str(data.get("schema_version", SCHEMA_VERSION))
     if _major(version) != _major(SCHEMA_VERSION):
         raise ResultFileError(
             path,
