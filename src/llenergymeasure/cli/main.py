@@ -12,7 +12,7 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import aggregate_cmd, run_cmd, schema_cmd
+from llenergymeasure.cli import aggregate_cmd, run_cmd, schema_cmd, study_cmd
 from llenergymeasure.cli.console import error_console
 from llenergymeasure.errors import LlemError
 
@@ -43,6 +43,7 @@ def _root(
 
 run_cmd.register(app)
 aggregate_cmd.register(app)
+study_cmd.register(app)
 schema_cmd.register(app)
 
 

@@ -32,6 +32,7 @@ class RichReporter:
             transient=False,
         )
         self._task: TaskID | None = None
+        self._stage_tasks: list[TaskID] = []
 
     def __enter__(self) -> RichReporter:
         self._progress.start()
@@ -43,10 +44,17 @@ class RichReporter:
 
     def _finish_task(self) -> None:
         if self._task is not None:
-            task = self._progress.tasks[-1]
+            task = next(t for t in self._progress.tasks if t.id == self._task)
             if task.total is not None:
                 self._progress.update(self._task, completed=task.total)
             self._progress.refresh()
+
+    def clear_stages(self) -> None:
+        """Remove the stage bars (a study does this between its experiments)."""
+        for task_id in self._stage_tasks:
+            self._progress.remove_task(task_id)
+        self._stage_tasks.clear()
+        self._task = None
 
     def stage(self, name: str, total: float | None = None) -> None:
         self._finish_task()
@@ -54,6 +62,7 @@ class RichReporter:
         if name == "baseline" and total:
             name, text = "baseline", f"{total:g} s idle"
         self._task = self._progress.add_task(name, total=total, total_text=text, info="")
+        self._stage_tasks.append(self._task)
         self._progress.refresh()
 
     def advance(self, amount: float = 1.0, info: str | None = None) -> None:
