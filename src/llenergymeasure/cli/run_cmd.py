@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from llenergymeasure.cli.console import console, error_console
-from llenergymeasure.domain.results import ExperimentResult
+
+if TYPE_CHECKING:
+    from llenergymeasure.domain.results import ExperimentResult
 
 
 class RichReporter:

@@ -9,8 +9,6 @@ from typing import Any
 
 import typer
 
-from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
-
 
 class SchemaKind(str, Enum):
     experiment = "experiment"
@@ -19,6 +17,8 @@ class SchemaKind(str, Enum):
 
 def result_json_schema(kind: SchemaKind | str = SchemaKind.experiment) -> dict[str, Any]:
     """The JSON Schema of a result file as written (computed figures included)."""
+    from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
+
     model = ExperimentResult if SchemaKind(kind) is SchemaKind.experiment else RawProcessResult
     return model.model_json_schema(mode="serialization")
 
