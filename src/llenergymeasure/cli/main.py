@@ -12,7 +12,7 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import schema_cmd
+from llenergymeasure.cli import doctor_cmd, schema_cmd
 from llenergymeasure.cli.console import error_console
 from llenergymeasure.errors import LlemError
 
@@ -42,6 +42,7 @@ def _root(
 
 
 schema_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
