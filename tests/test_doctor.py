@@ -31,14 +31,14 @@ def _this_machine_has_no_instruments() -> bool:
 def test_doctor_on_this_machine_says_no_driver_absent_estimate() -> None:
     done = run_llem("doctor", COLUMNS="200")
     assert done.returncode == 0, done.stderr
-    rows = {
-        cells[0]: cells[1]
-        for line in done.stdout.splitlines()
-        if (cells := [c.strip() for c in line.strip("│ ").split("│")]) and len(cells) == 3
-    }
-    assert rows["NVML"] == "no driver"
-    assert rows["RAPL"] == "absent"
-    assert rows["estimate"] == "in use"
+    rows = {}
+    for line in done.stdout.splitlines():
+        words = line.replace("│", " ").replace("|", " ").split()
+        if words and words[0] in {"NVML", "RAPL", "estimate"}:
+            rows[words[0]] = " ".join(words[1:])
+    assert rows["NVML"].startswith("no driver")
+    assert rows["RAPL"].startswith("absent")
+    assert rows["estimate"].startswith("in use")
     assert "auto uses: estimate (cpu, ram)" in done.stdout
     assert "NVIDIA driver: none" in done.stdout
 

@@ -192,11 +192,12 @@ class NvmlPowerChannel(NvmlChannel):
     def stop(self, t: float) -> ChannelEnergy:
         energy_j = self._integrator.finish(t, self.read_power_w())
         samples = self._integrator.samples
+        every = (t - self._t0) / (samples - 1) if samples > 1 else t - self._t0
         warnings = [
-            f"{self.label} has no NVML energy counter: its energy integrates "
-            f"nvmlDeviceGetPowerUsage polled every {self.max_poll_interval_sec:g} s (trapezoid "
-            "rule, confidence medium); on recent GPUs that reading is itself a ~1 s average, so "
-            "fast changes are smoothed"
+            f"{self.label} has no NVML energy counter: its energy integrates {samples} "
+            f"nvmlDeviceGetPowerUsage samples (every ~{every:.3g} s, trapezoid rule, confidence "
+            "medium); on recent GPUs that reading is itself a ~1 s average, so fast changes are "
+            "smoothed"
         ]
         if samples < MIN_UPDATES_PER_WINDOW:
             warnings.append(
