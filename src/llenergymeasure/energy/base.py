@@ -8,7 +8,6 @@ samples in between (power polling, RAPL wrap tracking) are fed by the one teleme
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -268,10 +267,3 @@ class EnergyMeter(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """The value, or None when it is missing or not finite (keeps NaN out of results)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return value

@@ -26,10 +26,6 @@ class InstrumentStatus:
     status: str
     detail: str
 
-    @property
-    def usable(self) -> bool:
-        return self.status in {"in use", "available", "installed"}
-
 
 @dataclass
 class DoctorReport:
