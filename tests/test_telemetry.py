@@ -213,3 +213,25 @@ def test_sampler_over_channels_without_a_meter(
 def test_invalid_interval() -> None:
     with pytest.raises(ValueError, match="interval_sec must be > 0"):
         TelemetrySampler([], interval_sec=0)
+
+
+def test_missing_values_are_nulls_and_empty_runs_write(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rig = make_rig(monkeypatch, tmp_path)  # no GPU: the CPU estimate is sampled
+    meter = rig.meter("auto")
+    sampler = rig.sampler(meter)
+    rig.cpu.set_busy(0.5)
+    rig.run(sampler, 0.3)
+    path = sampler.stop().write_parquet(tmp_path / "cpu.parquet")
+    rows = pq.read_table(path).to_pylist()
+    assert [r["device"] for r in rows] == ["cpu"] * 3  # RAM (constant) has no samples
+    assert rows[0]["power_w"] is None  # the first sample has no previous one to diff
+    assert rows[1]["power_w"] == pytest.approx(0.5 * 280.0)
+    assert rows[1]["utilization_pct"] == pytest.approx(50.0)
+    assert rows[1]["temperature_c"] is None and rows[1]["clock_event_reasons"] is None
+    assert rows[1]["throttled"] is None
+
+    empty = TelemetrySampler([], 0.1).start(background=False).stop()
+    assert pq.read_table(empty.write_parquet(tmp_path / "empty.parquet")).num_rows == 0
+    assert not empty.thermal.detected and empty.thermal.max_temperature_c is None

@@ -14,7 +14,9 @@ import time
 from collections.abc import Sequence
 
 from llenergymeasure.energy.base import Channel, Clock, EnergyMeter, WindowLabel
-from llenergymeasure.energy.timeseries import COLUMNS, Telemetry
+from llenergymeasure.energy.timeseries import NO_REASONS, Telemetry, empty_columns
+
+_NAN = float("nan")
 
 DEFAULT_INTERVAL_SEC = 0.1
 
@@ -48,7 +50,7 @@ class TelemetrySampler:
             self.clock = clock or time.monotonic
         self.interval_sec = float(interval_sec)
         self.record = record
-        self._columns: dict[str, list] = {name: [] for name in COLUMNS}
+        self._columns = empty_columns()
         self._tick_times: list[float] = []
         self._windows: list[tuple[str, float, float | None]] = []
         self._stop = threading.Event()
@@ -95,7 +97,7 @@ class TelemetrySampler:
     def telemetry(self) -> Telemetry:
         """What has been recorded so far (a snapshot)."""
         with self._lock:
-            columns = {name: list(values) for name, values in self._columns.items()}
+            columns = {name: values[:] for name, values in self._columns.items()}
             ticks = list(self._tick_times)
         warnings = []
         for channel in self.channels:
@@ -147,17 +149,21 @@ class TelemetrySampler:
             tick = len(self._tick_times)
             self._tick_times.append(tick_t)
             c = self._columns
+            nan = _NAN
             for index, t, r in rows:
                 c["tick"].append(tick)
                 c["monotonic_sec"].append(t)
                 c["device_index"].append(index)
-                c["power_w"].append(r.power_w)
-                c["energy_counter_j"].append(r.energy_counter_j)
-                c["temperature_c"].append(r.temperature_c)
-                c["sm_clock_mhz"].append(r.sm_clock_mhz)
-                c["memory_used_mb"].append(r.memory_used_mb)
-                c["utilization_pct"].append(r.utilization_pct)
-                c["clock_event_reasons"].append(r.clock_event_reasons)
+                c["power_w"].append(nan if r.power_w is None else r.power_w)
+                c["energy_counter_j"].append(
+                    nan if r.energy_counter_j is None else r.energy_counter_j
+                )
+                c["temperature_c"].append(nan if r.temperature_c is None else r.temperature_c)
+                c["sm_clock_mhz"].append(nan if r.sm_clock_mhz is None else r.sm_clock_mhz)
+                c["memory_used_mb"].append(nan if r.memory_used_mb is None else r.memory_used_mb)
+                c["utilization_pct"].append(nan if r.utilization_pct is None else r.utilization_pct)
+                reasons = r.clock_event_reasons
+                c["clock_event_reasons"].append(NO_REASONS if reasons is None else reasons)
 
     def _run(self) -> None:
         cpu0, wall0 = time.thread_time(), time.monotonic()
