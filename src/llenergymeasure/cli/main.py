@@ -12,7 +12,7 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import aggregate_cmd, run_cmd, schema_cmd, study_cmd
+from llenergymeasure.cli import aggregate_cmd, doctor_cmd, run_cmd, schema_cmd, study_cmd
 from llenergymeasure.cli.console import error_console
 from llenergymeasure.errors import LlemError
 
@@ -45,6 +45,7 @@ run_cmd.register(app)
 aggregate_cmd.register(app)
 study_cmd.register(app)
 schema_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,281 @@
+"""Zeus and CodeCarbon as meters (optional extras), for users who already trust those tools.
+
+Their figures are mapped into the same DeviceEnergy/EnergyMetrics with the method named
+('zeus', 'codecarbon'). Confidence is ours, not theirs: Zeus reads the same NVML counter and
+RAPL zones we do (high; medium for a GPU without the counter, which Zeus polls); CodeCarbon
+samples power every ``measure_power_secs`` and falls back to TDP tables when RAPL is unreadable
+(medium for the GPU and, with readable RAPL, the CPU; low otherwise). The libraries are
+imported here only, when such a meter is created.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.domain.energy import DeviceEnergy
+from llenergymeasure.domain.metrics import Confidence
+from llenergymeasure.energy.base import (
+    Baseline,
+    Clock,
+    DeviceRef,
+    EnergyMeter,
+    EnergyWindow,
+    SyncFn,
+    WindowLabel,
+)
+from llenergymeasure.energy.estimate import Host
+from llenergymeasure.energy.rapl import POWERCAP_ROOT, discover_rapl
+from llenergymeasure.errors import InstrumentError
+
+_J_PER_KWH = 3.6e6
+
+
+def _not_installed(name: str) -> InstrumentError:
+    return InstrumentError(
+        f"instrument {name!r} is not installed: pip install 'llenergymeasure[{name}]'"
+    )
+
+
+def _visible_gpus(env: Mapping[str, str], gpu_indices: Sequence[int] | None) -> dict[int, Any]:
+    """CUDA ordinal -> NvmlGpu through our own NVML mapping; empty when NVML is unavailable."""
+    from llenergymeasure.energy.devices import resolve_gpus
+    from llenergymeasure.energy.nvml_api import Nvml, NvmlError
+
+    try:
+        nvml = Nvml()
+    except NvmlError:
+        return {}
+    try:
+        gpus, _ = resolve_gpus(nvml, env, gpu_indices, strict=False)
+        return {g.cuda_index: g for g in gpus}
+    except NvmlError:
+        return {}
+    finally:
+        nvml.close()
+
+
+class LibraryMeter(EnergyMeter):
+    """A meter whose readings come from another library's window API."""
+
+    method: str
+
+    def __init__(self, *, clock: Clock | None, host: Host, warnings: Sequence[str] = ()) -> None:
+        super().__init__(clock=clock, warnings=warnings)
+        self.host = host
+        self._devices: list[DeviceRef] = []
+        self._t0: float | None = None
+        self._label: WindowLabel = "measurement"
+
+    @property
+    def devices(self) -> list[DeviceRef]:
+        return list(self._devices)
+
+    def describe(self) -> str:
+        return f"{self.method} ({', '.join(d.label for d in self._devices)})"
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _end(self) -> tuple[list[DeviceEnergy], float | None, list[str]]:
+        """Devices, the library's own duration (None: use ours), caveats."""
+
+    def begin_window(
+        self, sync: SyncFn | None = None, *, label: WindowLabel = "measurement"
+    ) -> None:
+        if self._t0 is not None:
+            raise RuntimeError("begin_window called twice without end_window")
+        if sync is not None:
+            sync()
+        self._begin()
+        self._t0, self._label = self.clock(), label
+        if self._sampler is not None:
+            self._sampler.window_began(label, self._t0)
+
+    def end_window(
+        self, sync: SyncFn | None = None, *, baseline: Baseline | None = None
+    ) -> EnergyWindow:
+        if self._t0 is None:
+            raise RuntimeError("end_window called without begin_window")
+        if sync is not None:
+            sync()
+        t1 = self.clock()
+        t0, self._t0 = self._t0, None
+        devices, duration, notes = self._end()
+        if self._sampler is not None:
+            self._sampler.window_ended(self._label, t1)
+        self._devices = [DeviceRef(d.uid, d.label, d.kind, d.name) for d in devices]
+        window = EnergyWindow(
+            devices=devices,
+            duration_sec=duration if duration is not None else t1 - t0,
+            warnings=[*self.warnings, *notes],
+            start_monotonic_sec=t0,
+            end_monotonic_sec=t1,
+        )
+        return window.apply_baseline(baseline)
+
+    def _device(self, ref: DeviceRef, energy_j: float, confidence: Confidence) -> DeviceEnergy:
+        return DeviceEnergy(
+            uid=ref.uid,
+            label=ref.label,
+            kind=ref.kind,
+            name=ref.name,
+            energy_j=max(0.0, float(energy_j)),
+            method=self.method,
+            confidence=confidence,
+        )
+
+
+class ZeusMeter(LibraryMeter):
+    """Energy from ``zeus.monitor.ZeusMonitor`` windows (GPU via NVML, CPU/DRAM via RAPL)."""
+
+    method = "zeus"
+
+    def __init__(
+        self,
+        gpu_indices: Sequence[int] | None = None,
+        *,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+        host: Host | None = None,
+    ) -> None:
+        super().__init__(clock=clock, host=host or Host.local())
+        try:
+            from zeus.monitor import ZeusMonitor
+        except ImportError as exc:
+            raise _not_installed("zeus") from exc
+        try:
+            self._monitor = ZeusMonitor(
+                gpu_indices=list(gpu_indices) if gpu_indices is not None else None
+            )
+        except Exception as exc:  # zeus raises its own error types, or RuntimeError
+            raise InstrumentError(f"zeus could not start: {exc}") from exc
+        self._gpus = _visible_gpus(env if env is not None else os.environ, gpu_indices)
+        self._keys = itertools.count()
+        self._key: str | None = None
+        self._devices = [self._gpu_ref(i) for i in self._monitor.gpu_indices] + [
+            self._cpu_ref(i, "cpu") for i in getattr(self._monitor, "cpu_indices", [])
+        ]
+        if not self._devices:
+            raise InstrumentError("zeus found no GPU and no RAPL zone it can measure here")
+        self.warnings.append(
+            "energy measured by Zeus (method 'zeus'); confidence is llem's judgement of how "
+            "Zeus measures, not Zeus's own"
+        )
+
+    def _gpu_ref(self, index: int) -> DeviceRef:
+        gpu = self._gpus.get(index)
+        if gpu is None:
+            return DeviceRef(f"{self.host.hostname}:zeus:gpu{index}", f"gpu:cuda{index}", "gpu")
+        return DeviceRef(gpu.uuid, gpu.label, "gpu", gpu.name)
+
+    def _cpu_ref(self, index: int, kind: str) -> DeviceRef:
+        suffix = f"package-{index}" if kind == "cpu" else f"package-{index}:dram"
+        return DeviceRef(
+            f"{self.host.hostname}:rapl:{suffix}",
+            f"{kind}:package-{index}",
+            kind,  # type: ignore[arg-type]
+        )
+
+    def _begin(self) -> None:
+        self._key = f"llem-{next(self._keys)}"
+        self._monitor.begin_window(self._key, sync_execution=False)
+
+    def _end(self) -> tuple[list[DeviceEnergy], float | None, list[str]]:
+        key, self._key = self._key, None
+        m = self._monitor.end_window(key, sync_execution=False)
+        old = set(getattr(getattr(self._monitor, "power_monitor", None), "gpu_indices", []) or [])
+        devices = [
+            self._device(self._gpu_ref(i), j, "medium" if i in old else "high")
+            for i, j in sorted(m.gpu_energy.items())
+        ]
+        for kind, energies in (("cpu", m.cpu_energy), ("ram", m.dram_energy)):
+            devices += [
+                self._device(self._cpu_ref(i, kind), j, "high")
+                for i, j in sorted((energies or {}).items())
+            ]
+        return devices, float(m.time), []
+
+
+class CodeCarbonMeter(LibraryMeter):
+    """Energy from a CodeCarbon ``OfflineEmissionsTracker`` run per window (kWh -> J)."""
+
+    method = "codecarbon"
+
+    def __init__(
+        self,
+        gpu_indices: Sequence[int] | None = None,
+        *,
+        clock: Clock | None = None,
+        env: Mapping[str, str] | None = None,
+        host: Host | None = None,
+        country_iso_code: str = "USA",
+        measure_power_secs: float = 1.0,
+        powercap_root: Path | str = POWERCAP_ROOT,
+    ) -> None:
+        super().__init__(clock=clock, host=host or Host.local())
+        try:
+            from codecarbon import OfflineEmissionsTracker
+        except ImportError as exc:
+            raise _not_installed("codecarbon") from exc
+        self._tracker_type = OfflineEmissionsTracker
+        self._gpu_indices = list(gpu_indices) if gpu_indices is not None else None
+        self._country = country_iso_code
+        self._interval = measure_power_secs
+        self._tracker: Any = None
+        rapl = discover_rapl(powercap_root).status == "available"
+        self._cpu_confidence: Confidence = "medium" if rapl else "low"
+        name = self.host.hostname
+        has_gpu = bool(_visible_gpus(env if env is not None else os.environ, gpu_indices))
+        self._gpu_ref = DeviceRef(f"{name}:codecarbon:gpu", "gpu", "gpu")
+        self._cpu_ref = DeviceRef(f"{name}:codecarbon:cpu", "cpu", "cpu", self.host.cpu_model)
+        self._ram_ref = DeviceRef(f"{name}:codecarbon:ram", "ram", "ram")
+        self._devices = [
+            *([self._gpu_ref] if has_gpu else []),
+            self._cpu_ref,
+            self._ram_ref,
+        ]
+        self.warnings.append(
+            f"energy measured by CodeCarbon (method 'codecarbon', power sampled every "
+            f"{measure_power_secs:g} s, all GPUs together); "
+            + (
+                "CPU from RAPL"
+                if rapl
+                else "RAPL is unreadable here, so CodeCarbon estimates the CPU from its TDP "
+                "tables (confidence low)"
+            )
+        )
+
+    def _begin(self) -> None:
+        common = {
+            "country_iso_code": self._country,
+            "measure_power_secs": self._interval,
+            "log_level": "error",
+            "tracking_mode": "machine",
+            "gpu_ids": self._gpu_indices,
+            "allow_multiple_runs": True,
+        }
+        try:  # CodeCarbon 3: no output at all
+            self._tracker = self._tracker_type(**common, output_methods=[])
+        except TypeError:  # CodeCarbon 2 has no output_methods
+            self._tracker = self._tracker_type(**common, save_to_file=False)
+        self._tracker.start()
+
+    def _end(self) -> tuple[list[DeviceEnergy], float | None, list[str]]:
+        tracker, self._tracker = self._tracker, None
+        tracker.stop()
+        data = tracker.final_emissions_data
+        if data is None:
+            raise InstrumentError("CodeCarbon returned no energy data for the window")
+        devices = []
+        if float(getattr(data, "gpu_count", 0) or 0) > 0 or float(data.gpu_energy or 0) > 0:
+            devices.append(self._device(self._gpu_ref, data.gpu_energy * _J_PER_KWH, "medium"))
+        conf = self._cpu_confidence
+        devices.append(self._device(self._cpu_ref, data.cpu_energy * _J_PER_KWH, conf))
+        devices.append(self._device(self._ram_ref, data.ram_energy * _J_PER_KWH, conf))
+        return devices, float(data.duration), []

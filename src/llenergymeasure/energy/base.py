@@ -1,0 +1,269 @@
+"""The energy-meter interface: devices, per-device channels, measurement windows, baselines.
+
+A meter is a set of *channels*, one per measured device (a GPU read through NVML, a RAPL
+package, the CPU estimate...). ``begin_window`` / ``end_window`` read every channel at both
+edges of a window whose edges the caller synchronises with the device; channels that need
+samples in between (power polling, RAPL wrap tracking) are fed by the one telemetry thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from llenergymeasure.domain.energy import DeviceEnergy, DeviceKind, EnergyMetrics
+from llenergymeasure.domain.metrics import Confidence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from llenergymeasure.energy.telemetry import TelemetrySampler
+
+#: A source of monotonic seconds (``time.monotonic`` in production, a fake clock in tests).
+Clock = Callable[[], float]
+#: What the harness passes to synchronise the device before a counter is read.
+SyncFn = Callable[[], object]
+BaselineMethod = Literal["measured", "cached", "none"]
+WindowLabel = Literal["measurement", "baseline"]
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """Identity of one measured device: globally unique uid, short label, kind, model name."""
+
+    uid: str
+    label: str
+    kind: DeviceKind
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class TelemetryReading:
+    """One sample of one device; a field is None when the device cannot report it."""
+
+    power_w: float | None = None
+    energy_counter_j: float | None = None
+    temperature_c: float | None = None
+    sm_clock_mhz: float | None = None
+    memory_used_mb: float | None = None
+    utilization_pct: float | None = None
+    clock_event_reasons: int | None = None
+
+
+@dataclass
+class ChannelEnergy:
+    """Energy one channel measured over a window, with its caveats."""
+
+    energy_j: float
+    warnings: list[str] = field(default_factory=list)
+
+
+class Channel(ABC):
+    """One device read by one instrument over a window, optionally sampled for telemetry."""
+
+    device: DeviceRef
+    method: str
+    confidence: Confidence
+    #: Longest gap between samples for a correct figure; None when the edges alone suffice.
+    max_poll_interval_sec: float | None = None
+
+    @abstractmethod
+    def start(self, t: float) -> None:
+        """Open a window at monotonic time ``t`` (read counters now)."""
+
+    @abstractmethod
+    def stop(self, t: float) -> ChannelEnergy:
+        """Close the window at monotonic time ``t`` and return its energy."""
+
+    def sample(self, t: float) -> TelemetryReading | None:
+        """Read the device now (telemetry thread); None when the channel has nothing to report."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the channel holds (file descriptors, library sessions)."""
+
+
+class TrapezoidIntegrator:
+    """Energy from (time, power) samples by the trapezoid rule; thread-safe, in-order only."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = False
+        self._last_t = 0.0
+        self._last_p = 0.0
+        self._energy_j = 0.0
+        self.samples = 0
+
+    def reset(self, t: float, power_w: float) -> None:
+        """Start integrating from a first sample."""
+        with self._lock:
+            self._open = True
+            self._last_t, self._last_p = t, power_w
+            self._energy_j = 0.0
+            self.samples = 1
+
+    def add(self, t: float, power_w: float) -> None:
+        """Add a sample; ignored when closed or not later than the previous one."""
+        with self._lock:
+            if not self._open or t <= self._last_t:
+                return
+            self._energy_j += 0.5 * (self._last_p + power_w) * (t - self._last_t)
+            self._last_t, self._last_p = t, power_w
+            self.samples += 1
+
+    def finish(self, t: float, power_w: float) -> float:
+        """Add the closing sample, close, and return the energy in joules."""
+        self.add(t, power_w)
+        with self._lock:
+            self._open = False
+            return self._energy_j
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Idle power per device (by uid), and whether it was measured now, cached, or not at all."""
+
+    power_w: Mapping[str, float]
+    method: BaselineMethod
+    duration_sec: float = 0.0
+    measured_at_unix: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def none(cls, reason: str | None = None) -> Baseline:
+        """No baseline (disabled or impossible); raw energy only."""
+        return cls(power_w={}, method="none", warnings=(reason,) if reason else ())
+
+    def describe(self) -> str:
+        """One line: the method and each device's idle power."""
+        if self.method == "none":
+            return "no idle baseline"
+        parts = ", ".join(f"{uid}: {w:.2f} W" for uid, w in self.power_w.items())
+        return f"idle baseline ({self.method}): {parts}"
+
+
+@dataclass
+class EnergyWindow:
+    """What a meter measured between ``begin_window`` and ``end_window``.
+
+    ``devices`` hold raw energy; ``apply_baseline`` (or ``to_energy_metrics(baseline)``) fills
+    each device's idle power and idle-adjusted energy beside the raw figure and appends the
+    baseline's caveats to ``warnings``. ``warnings`` already includes the meter's own warnings
+    (instrument choice, instruments skipped), so a result needs only this list.
+    """
+
+    devices: list[DeviceEnergy]
+    duration_sec: float
+    warnings: list[str]
+    start_monotonic_sec: float
+    end_monotonic_sec: float
+    baseline_method: BaselineMethod = "none"
+    _applied: Baseline | None = field(default=None, repr=False)
+
+    def apply_baseline(self, baseline: Baseline | None) -> EnergyWindow:
+        """Fill idle power and adjusted energy per device (in place; idempotent); returns self."""
+        if baseline is None or baseline is self._applied:
+            return self
+        if self._applied is not None:
+            raise ValueError("a different baseline was already applied to this window")
+        self._applied = baseline
+        self.warnings.extend(w for w in baseline.warnings if w not in self.warnings)
+        if baseline.method == "none":
+            return self
+        missing = [d.label for d in self.devices if d.uid not in baseline.power_w]
+        if missing:
+            self.warnings.append(
+                f"no idle baseline for {', '.join(missing)}; adjusted energy is not reported"
+            )
+            return self
+        adjusted_devices = []
+        for device in self.devices:
+            idle_w = float(baseline.power_w[device.uid])
+            idle_j = idle_w * self.duration_sec
+            if device.energy_j < idle_j:
+                self.warnings.append(
+                    f"{device.label}: idle-adjusted energy floored at 0 J (raw "
+                    f"{device.energy_j:.3f} J < idle {idle_w:.2f} W x {self.duration_sec:.3f} s); "
+                    "the baseline is higher than the load, so it was not at rest or it drifted"
+                )
+            adjusted_devices.append(
+                device.model_copy(
+                    update={
+                        "baseline_power_w": idle_w,
+                        "adjusted_energy_j": max(0.0, device.energy_j - idle_j),
+                    }
+                )
+            )
+        self.devices = adjusted_devices
+        self.baseline_method = baseline.method
+        return self
+
+    def to_energy_metrics(self, baseline: Baseline | None = None) -> EnergyMetrics:
+        """The window as the result's EnergyMetrics (raw, and idle-adjusted when a baseline)."""
+        self.apply_baseline(baseline)
+        return EnergyMetrics.from_devices(
+            self.devices, self.duration_sec, baseline_method=self.baseline_method
+        )
+
+    def energy_j(self, label_or_uid: str) -> float:
+        """Raw joules of one device, found by label or uid."""
+        for d in self.devices:
+            if label_or_uid in (d.label, d.uid):
+                return d.energy_j
+        raise KeyError(label_or_uid)
+
+
+class EnergyMeter(ABC):
+    """Measures per-device energy over windows whose edges the caller synchronises."""
+
+    #: Why instruments were chosen or skipped; copied into every window's warnings.
+    warnings: list[str]
+    clock: Clock
+
+    def __init__(self, *, clock: Clock | None = None, warnings: Sequence[str] = ()) -> None:
+        self.clock = clock or time.monotonic
+        self.warnings = list(warnings)
+        self._sampler: TelemetrySampler | None = None
+
+    @property
+    @abstractmethod
+    def devices(self) -> list[DeviceRef]:
+        """The devices this meter measures."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line naming each instrument and its devices, e.g. 'rapl (cpu:package-0)'."""
+
+    @abstractmethod
+    def begin_window(
+        self, sync: SyncFn | None = None, *, label: WindowLabel = "measurement"
+    ) -> None:
+        """Synchronise (``sync()``), then read every device's counter."""
+
+    @abstractmethod
+    def end_window(
+        self, sync: SyncFn | None = None, *, baseline: Baseline | None = None
+    ) -> EnergyWindow:
+        """Synchronise, read every device again, and return the window's energy."""
+
+    def telemetry_channels(self) -> list[Channel]:
+        """Channels the telemetry thread should sample (none for library adapters)."""
+        return []
+
+    def attach_sampler(self, sampler: TelemetrySampler) -> None:
+        """Let a telemetry sampler feed this meter, so one thread serves both."""
+        self._sampler = sampler
+
+    def sampler_state_changed(self) -> None:  # noqa: B027 - optional hook
+        """Called by an attached sampler when it starts or stops."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the instruments."""
+
+    def __enter__(self) -> EnergyMeter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,156 @@
+"""ChannelMeter: an energy meter built from per-device channels (NVML, RAPL, estimate)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from llenergymeasure.domain.energy import DeviceEnergy
+from llenergymeasure.energy.base import (
+    Baseline,
+    Channel,
+    Clock,
+    DeviceRef,
+    EnergyMeter,
+    EnergyWindow,
+    SyncFn,
+    WindowLabel,
+)
+
+
+class ChannelMeter(EnergyMeter):
+    """Reads every channel at both window edges; starts a poll thread only when one is needed.
+
+    When a :class:`TelemetrySampler` is attached and running, its thread feeds the channels
+    that need samples inside the window (power polling, RAPL wrap tracking); otherwise the
+    meter runs its own, non-recording sampler for the window's duration. Either way a single
+    thread samples the devices.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        *,
+        clock: Clock | None = None,
+        warnings: Sequence[str] = (),
+        closers: Sequence[Callable[[], object]] = (),
+    ) -> None:
+        super().__init__(clock=clock, warnings=warnings)
+        if not channels:
+            raise ValueError("a meter needs at least one channel")
+        uids = [c.device.uid for c in channels]
+        if len(set(uids)) != len(uids):
+            raise ValueError(f"a device is measured twice: {uids}")
+        self.channels = list(channels)
+        self._closers = list(closers)
+        self._open_at: float | None = None
+        self._label: WindowLabel = "measurement"
+        self._own_poller: object | None = None  # a TelemetrySampler, imported lazily
+        self._closed = False
+
+    @property
+    def devices(self) -> list[DeviceRef]:
+        return [c.device for c in self.channels]
+
+    def describe(self) -> str:
+        groups: dict[str, list[str]] = {}
+        for c in self.channels:
+            groups.setdefault(c.method, []).append(c.device.label)
+        return " + ".join(f"{method} ({', '.join(labels)})" for method, labels in groups.items())
+
+    def telemetry_channels(self) -> list[Channel]:
+        return list(self.channels)
+
+    @property
+    def window_open(self) -> bool:
+        """True between begin_window and end_window."""
+        return self._open_at is not None
+
+    def begin_window(
+        self, sync: SyncFn | None = None, *, label: WindowLabel = "measurement"
+    ) -> None:
+        if self._closed:
+            raise RuntimeError("the meter is closed")
+        if self._open_at is not None:
+            raise RuntimeError("begin_window called twice without end_window")
+        if sync is not None:
+            sync()
+        t0 = self.clock()
+        for channel in self.channels:
+            channel.start(t0)
+        self._open_at, self._label = t0, label
+        self._update_polling()
+        if self._sampler is not None:
+            self._sampler.window_began(label, t0)
+
+    def end_window(
+        self, sync: SyncFn | None = None, *, baseline: Baseline | None = None
+    ) -> EnergyWindow:
+        if self._open_at is None:
+            raise RuntimeError("end_window called without begin_window")
+        if sync is not None:
+            sync()
+        t1 = self.clock()
+        t0, self._open_at = self._open_at, None
+        duration = t1 - t0
+        warnings = list(self.warnings)
+        devices: list[DeviceEnergy] = []
+        try:
+            for channel in self.channels:
+                measured = channel.stop(t1)
+                warnings.extend(measured.warnings)
+                devices.append(
+                    DeviceEnergy(
+                        uid=channel.device.uid,
+                        label=channel.device.label,
+                        kind=channel.device.kind,
+                        name=channel.device.name,
+                        energy_j=measured.energy_j,
+                        method=channel.method,
+                        confidence=channel.confidence,
+                    )
+                )
+        finally:
+            self._update_polling()
+            if self._sampler is not None:
+                self._sampler.window_ended(self._label, t1)
+        window = EnergyWindow(
+            devices=devices,
+            duration_sec=duration,
+            warnings=warnings,
+            start_monotonic_sec=t0,
+            end_monotonic_sec=t1,
+        )
+        return window.apply_baseline(baseline)
+
+    def sampler_state_changed(self) -> None:
+        self._update_polling()
+
+    def _update_polling(self) -> None:
+        """Run the meter's own poller iff a window is open, a channel needs samples, and no
+        attached sampler is running."""
+        from llenergymeasure.energy.telemetry import TelemetrySampler
+
+        needy = [c for c in self.channels if c.max_poll_interval_sec is not None]
+        sampler_running = self._sampler is not None and self._sampler.running
+        want = self._open_at is not None and bool(needy) and not sampler_running
+        poller = self._own_poller
+        if want and poller is None:
+            interval = min(c.max_poll_interval_sec or 0.0 for c in needy)
+            own = TelemetrySampler(needy, interval_sec=interval, clock=self.clock, record=False)
+            own.start()
+            self._own_poller = own
+        elif not want and poller is not None:
+            assert isinstance(poller, TelemetrySampler)
+            self._own_poller = None
+            poller.stop()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._open_at = None
+        self._update_polling()
+        for channel in self.channels:
+            channel.close()
+        for closer in self._closers:
+            closer()

@@ -1,0 +1,1 @@
+"""Test doubles for hardware this machine lacks: pynvml, powercap, Zeus, CodeCarbon, a host."""
