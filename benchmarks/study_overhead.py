@@ -49,8 +49,11 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="llem-study-bench-"))
     base = {
-        "model": args.model, "batch_size": args.batch_size, "n_prompts": args.n_prompts,
-        "max_output_tokens": args.new_tokens, "baseline_sec": 0,
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "n_prompts": args.n_prompts,
+        "max_output_tokens": args.new_tokens,
+        "baseline_sec": 0,
         "warmup": {"mode": "fixed", "n": 3},
     }
     config_json = ExperimentConfig.model_validate(base).model_dump_json()
@@ -59,7 +62,9 @@ def main() -> None:
     for i in range(args.rounds):
         bare_proc = subprocess.run(
             [sys.executable, "-c", BARE_SCRIPT.format(here=str(HERE), config=config_json)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         bare = float(json.loads(bare_proc.stdout.strip().splitlines()[-1]))
         study = StudyConfig(name=f"round{i}", base=base, output_dir=out)
@@ -67,8 +72,10 @@ def main() -> None:
         tps = result.summaries[0].tokens_per_second.mean
         ratios.append(tps / bare)
         print(f"{i + 1:>5} {bare:>12.1f} {tps:>12.1f} {tps / bare:>7.3f}")
-    print(f"median ratio study-subprocess/bare-process: {statistics.median(ratios):.3f} "
-          f"(batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})")
+    print(
+        f"median ratio study-subprocess/bare-process: {statistics.median(ratios):.3f} "
+        f"(batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
+    )
 
 
 if __name__ == "__main__":

@@ -96,9 +96,22 @@ class EnergyMetrics(DomainModel):
         *,
         baseline_method: Literal["measured", "cached", "none"] = "none",
     ) -> EnergyMetrics:
-        """Build the totals from per-device figures (the only way the harness builds them)."""
+        """Build the totals from per-device figures (the only way the harness builds them).
+
+        No devices (a process that metered nothing, e.g. a second worker on a CPU-only host
+        whose CPU another worker meters) gives zero energy with method 'none'.
+        """
         if not devices:
-            raise ValueError("EnergyMetrics needs at least one device")
+            return cls(
+                total_energy_j=0.0,
+                gpu_energy_j=0.0,
+                cpu_energy_j=0.0,
+                ram_energy_j=0.0,
+                mean_power_w=0.0,
+                duration_sec=duration_sec,
+                method="none",
+                confidence="high",
+            )
         uids = [d.uid for d in devices]
         duplicated = sorted({u for u in uids if uids.count(u) > 1})
         if duplicated:

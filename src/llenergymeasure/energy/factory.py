@@ -111,12 +111,15 @@ def create_meter(
     env: Mapping[str, str] | None = None,
     powercap_root: Path | str = POWERCAP_ROOT,
     host: Host | None = None,
+    include_host: bool = True,
 ) -> EnergyMeter:
     """An energy meter for this process's devices.
 
     ``gpu_indices`` are CUDA ordinals in this process (None: every visible GPU);
-    ``poll_interval_sec`` paces power polling for GPUs without an energy counter. ``clock``,
-    ``env``, ``powercap_root`` and ``host`` are injectable for tests.
+    ``poll_interval_sec`` paces power polling for GPUs without an energy counter.
+    ``include_host=False`` leaves out the host's CPU and RAM (with several processes on one
+    host, only one of them meters the host, so nothing is counted twice). ``clock``, ``env``,
+    ``powercap_root`` and ``host`` are injectable for tests.
     """
     if instrument not in INSTRUMENTS:
         raise InstrumentError(
@@ -137,7 +140,14 @@ def create_meter(
 
     parts = _Parts()
     try:
-        if instrument == "nvml":
+        if not include_host and instrument in ("auto", "rapl", "estimate"):
+            if instrument == "auto":
+                _add_nvml(parts, gpu_indices, env, poll_interval_sec, strict=False)
+            parts.warnings.append(
+                "this process does not meter the host's CPU and RAM (another process on the "
+                "same host does)"
+            )
+        elif instrument == "nvml":
             _add_nvml(parts, gpu_indices, env, poll_interval_sec, strict=True)
         elif instrument == "rapl":
             if not _add_rapl(parts, powercap_root, host, strict=True):

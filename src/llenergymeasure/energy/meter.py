@@ -35,8 +35,6 @@ class ChannelMeter(EnergyMeter):
         closers: Sequence[Callable[[], object]] = (),
     ) -> None:
         super().__init__(clock=clock, warnings=warnings)
-        if not channels:
-            raise ValueError("a meter needs at least one channel")
         uids = [c.device.uid for c in channels]
         if len(set(uids)) != len(uids):
             raise ValueError(f"a device is measured twice: {uids}")
@@ -55,6 +53,8 @@ class ChannelMeter(EnergyMeter):
         groups: dict[str, list[str]] = {}
         for c in self.channels:
             groups.setdefault(c.method, []).append(c.device.label)
+        if not groups:
+            return "nothing (no device for this process to meter)"
         return " + ".join(f"{method} ({', '.join(labels)})" for method, labels in groups.items())
 
     def telemetry_channels(self) -> list[Channel]:

@@ -175,7 +175,6 @@ def measure_process(
             config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
         )
         try:
-            warnings += list(meter.warnings)
             sync()
             reporter.stage("baseline", total=config.baseline_sec or None)
             baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
@@ -196,7 +195,7 @@ def measure_process(
             meter.close()
 
         energy = window.to_energy_metrics(baseline)
-        warnings += list(window.warnings)
+        warnings += [*window.warnings, *telemetry.warnings]
         telemetry.write_parquet(out_dir / timeseries_filename(process_index, world_size))
         reporter.stage("counting FLOPs")
         peak_mb, weights_mb = engine.memory_mb()
