@@ -243,3 +243,28 @@ def test_auto_on_this_machine_uses_the_estimate() -> None:
         assert window.to_energy_metrics().confidence == "low"
     finally:
         meter.close()
+
+
+def test_without_host_only_the_gpus_are_metered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rig = make_rig(monkeypatch, tmp_path, _gpus(1))
+    _rapl(rig)
+    meter = rig.meter("auto", include_host=False)
+    assert meter.describe() == "nvml_energy_counter (gpu:0)"
+    assert any("does not meter the host" in w for w in meter.warnings)
+    meter.close()
+
+
+def test_without_host_on_a_cpu_only_machine_meters_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rig = make_rig(monkeypatch, tmp_path, [])
+    for instrument in ("auto", "estimate", "rapl"):
+        meter = rig.meter(instrument, include_host=False)
+        meter.begin_window()
+        rig.clock.advance(1.0)
+        energy = meter.end_window().to_energy_metrics()
+        meter.close()
+        assert energy.devices == [] and energy.total_energy_j == 0.0
+        assert energy.method == "none"
