@@ -12,7 +12,7 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import schema_cmd
+from llenergymeasure.cli import report_cmd, results_cmd, schema_cmd
 from llenergymeasure.cli.console import error_console
 from llenergymeasure.errors import LlemError
 
@@ -42,6 +42,8 @@ def _root(
 
 
 schema_cmd.register(app)
+results_cmd.register(app)
+report_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
