@@ -13,7 +13,13 @@ import pytest
 from llenergymeasure.results.collection import load_results
 from llenergymeasure.results.io import save_result
 from llenergymeasure.results.plots import ReportDependencyError
-from llenergymeasure.results.report import SECTIONS, Report, build_report, write_report
+from llenergymeasure.results.report import (
+    SECTIONS,
+    Report,
+    build_report,
+    report_warnings,
+    write_report,
+)
 from tests import factories as f
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -141,7 +147,9 @@ def test_telemetry_without_power_or_temperature_is_a_note(tmp_path: Path) -> Non
     save_result(result, tmp_path / "result.json")
     pq.write_table(f.telemetry_table(drop=("power_w", "temperature_c")), tmp_path / "ts.parquet")
     report = build_report(load_results(tmp_path))
-    assert f"{result.experiment_id}: telemetry has no power or temperature" in report.warnings
+    assert (
+        f"{result.experiment_id}: telemetry has no power or temperature readings" in report.warnings
+    )
     assert "telemetry" not in _parse(report.html).images
 
 
@@ -165,3 +173,13 @@ def test_readme_shows_the_kept_screenshot() -> None:
     assert "](report-example.png)" in (root / "docs" / "results.md").read_text()
     png = (root / "docs" / "report-example.png").read_bytes()
     assert png[:8] == PNG_MAGIC and len(png) > 50_000
+
+
+def test_a_run_without_tokens_is_a_warning(tmp_path: Path) -> None:
+    empty = f.experiment_result(process=f.process_result(inference=f.inference(0)))
+    save_result(empty, tmp_path / "result.json")
+    found = load_results(tmp_path)
+    assert report_warnings(found, ["a note"]) == [
+        f"{empty.experiment_id}: generated no tokens; left out of J per token",
+        "a note",
+    ]

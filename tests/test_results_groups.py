@@ -67,6 +67,22 @@ def test_labels_name_the_fields_that_differ_and_ignore_per_run_fields() -> None:
     }
 
 
+def test_a_run_without_tokens_is_left_out_of_energy_per_token() -> None:
+    good = f.sweep_result(4)
+    empty = f.experiment_result(
+        process=f.process_result(
+            experiment_id="empty", config_hash=good.config_hash, inference=f.inference(0)
+        ),
+        config=good.config,
+    )
+    assert empty.energy_per_output_token_j == 0.0
+    (group,) = group_by_config(_loaded(good, empty))
+    assert len(group.members) == 2
+    assert group.energy_per_token.n == 1
+    assert group.energy_per_token.mean == good.energy_per_output_token_j
+    assert group.tokens_per_second.n == 2
+
+
 def test_identical_labels_are_told_apart_by_hash() -> None:
     a = f.sweep_result(4)
     b = a.model_copy(update={"config_hash": "ffff0000ffff0000", "experiment_id": "other"})

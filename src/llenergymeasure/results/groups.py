@@ -73,8 +73,14 @@ class ConfigGroup:
 
     @property
     def energy_per_token(self) -> MetricSummary:
-        """Raw joules per output token over cycles."""
-        return self.summary(lambda r: r.energy_per_output_token_j)
+        """Raw joules per output token over cycles; results that generated nothing (whose
+        figure reads 0.0) are left out rather than pulling the mean down."""
+        values = [
+            m.result.energy_per_output_token_j
+            for m in self.members
+            if m.result.inference.output_tokens > 0
+        ]
+        return MetricSummary.of(values)
 
     @property
     def tokens_per_second(self) -> MetricSummary:

@@ -89,7 +89,7 @@ def energy_throughput_png(groups: Sequence[ConfigGroup]) -> bytes:
         ax.set_xlabel(title)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(positions, labels)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(groups) - 0.5, -0.5)  # first configuration on top, no empty margin
     return _png(figure)
 
 

@@ -130,36 +130,40 @@ def _batch_size(groups: Sequence[ConfigGroup]) -> str:
 
 
 def _telemetry(groups: Sequence[ConfigGroup], limit: int, notes: list[str]) -> str:
-    items = [m for g in groups for m in g.members]
-    order = sorted(items, key=lambda m: not m.result.thermal.detected)  # throttled first
-    parts: list[str] = []
-    drawn = without = 0
+    """Power/temperature plots, throttled runs first, at most ``limit``; problems to ``notes``."""
     labels = {m.path: g.label for g in groups for m in g.members}
-    for item in order:
+    items = [m for g in groups for m in g.members]
+    parts: list[str] = []
+    drawn = skipped = without = 0
+    for item in sorted(items, key=lambda m: not m.result.thermal.detected):  # stable sort
+        experiment_id = item.result.experiment_id
         telemetry = load_telemetry(item)
         if telemetry is None:
             without += 1
             continue
-        notes += [f"{item.result.experiment_id}: {n}" for n in telemetry.notes]
-        if drawn >= limit:
+        notes += [f"{experiment_id}: {n}" for n in telemetry.notes]
+        if not (telemetry.has("power_w") or telemetry.has("temperature_c")):
+            if telemetry.traces:
+                notes.append(f"{experiment_id}: telemetry has no power or temperature readings")
             continue
-        title = f"{item.result.experiment_id} ({labels[item.path]}) — {throttle_text(item.result)}"
+        if drawn >= limit:
+            skipped += 1
+            continue
+        title = f"{experiment_id} ({labels[item.path]}) — {throttle_text(item.result)}"
         png = plots.telemetry_png(telemetry, title)
         if png is None:
-            notes.append(f"{item.result.experiment_id}: telemetry has no power or temperature")
             continue
         drawn += 1
-        parts.append(_img(png, f"power and temperature of {item.result.experiment_id}"))
+        parts.append(_img(png, f"power and temperature of {experiment_id}"))
         if telemetry.throttled:
             parts.append(
                 f"<p>Shaded: throttled ({len(telemetry.throttled)} interval(s), "
                 f"{fmt(telemetry.throttled_sec)} s in total).</p>"
             )
-    with_series = len(items) - without
-    if with_series > drawn:
+    if skipped:
         parts.append(
             _note(
-                f"{with_series - drawn} more result(s) have telemetry not drawn here "
+                f"{skipped} more result(s) have telemetry not drawn here "
                 "(raise --max-telemetry to draw them)."
             )
         )
@@ -225,6 +229,8 @@ def report_warnings(found: ResultSet, notes: Sequence[str]) -> list[str]:
             lines.append(f"{r.experiment_id}: throttled ({', '.join(throttle_causes(r))})")
         if r.warmup_converged is False:
             lines.append(f"{r.experiment_id}: warmup did not converge")
+        if r.inference.output_tokens == 0:
+            lines.append(f"{r.experiment_id}: generated no tokens; left out of J per token")
     return lines + list(notes)
 
 
