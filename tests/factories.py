@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import random
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -22,6 +27,8 @@ from llenergymeasure.domain import (
     ThermalThrottleInfo,
     WarmupResult,
 )
+from llenergymeasure.domain.metrics import REASON_HW_THERMAL_SLOWDOWN
+from llenergymeasure.results.io import save_result
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -189,3 +196,171 @@ def experiment_results(draw: st.DrawFn) -> ExperimentResult:
         warnings=draw(st.lists(st.text(max_size=30), max_size=3)),
     )
     return experiment_result(process=proc)
+
+
+# ---- studies: sweeps over batch size, cycles, throttling, warmup curves, telemetry -----------
+
+
+def warmup_curve(
+    n: int = 14, *, converged: bool = True, target_cv: float = 0.05, seed: str = "w"
+) -> WarmupResult:
+    """A warmup whose latencies settle (converged) or keep jumping (not converged)."""
+    rng = random.Random(seed)
+    if converged:
+        latencies = [
+            40.0 * (1 + 3.0 * math.exp(-i / 1.5)) + rng.uniform(-0.3, 0.3) for i in range(n)
+        ]
+    else:
+        latencies = [40.0 * (1 + 0.5 * (i % 2)) + rng.uniform(-2, 2) for i in range(n)]
+    result = WarmupResult(
+        converged=False,
+        final_cv=0.0,
+        iterations_completed=n,
+        target_cv=target_cv,
+        max_prompts=max(n, 50),
+        latencies_ms=latencies,
+    )
+    final = result.cv_curve()[-1]
+    assert (final <= target_cv) == converged, f"warmup_curve({n}, converged={converged}): {final}"
+    return result.model_copy(update={"converged": converged, "final_cv": final})
+
+
+def throttled(
+    duration_sec: float = 2.0, timestamps: list[float] | None = None
+) -> ThermalThrottleInfo:
+    """Hardware thermal slowdown for ``duration_sec`` at 87 C."""
+    return ThermalThrottleInfo(
+        hw_thermal=True,
+        throttle_duration_sec=duration_sec,
+        max_temperature_c=87.0,
+        throttle_timestamps=timestamps or [4.0, 4.5, 5.0, 5.5],
+    )
+
+
+def config_hash_of(config: dict[str, Any]) -> str:
+    """A stable hex hash of a config (the tests' stand-in for the real config hash)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sweep_result(
+    batch_size: int,
+    cycle: int = 0,
+    *,
+    model: str = "tiny-llama",
+    engine: str = "transformers",
+    dtype: str = "fp16",
+    thermal: ThermalThrottleInfo | None = None,
+    warmup_converged: bool = True,
+    timeseries_file: str | None = None,
+    warnings: list[str] | None = None,
+) -> ExperimentResult:
+    """One cycle of one sweep point with plausible figures: bigger batches, fewer J per token.
+
+    Figures vary a little by cycle (deterministically), so confidence intervals have width.
+    """
+    rng = random.Random(f"{model}-{engine}-{dtype}-{batch_size}-{cycle}")
+    config = {"model": model, "engine": engine, "dtype": dtype, "batch_size": batch_size}
+    chash = config_hash_of(config)
+    duration = 10.0
+    tps = 180.0 * batch_size**0.8 * (1 + rng.uniform(-0.05, 0.05))
+    tokens = round(tps * duration)
+    power = 120.0 + 25.0 * math.log2(batch_size) + rng.uniform(-4, 4)
+    start = T0 + timedelta(minutes=batch_size * 10 + cycle)
+    proc = process_result(
+        experiment_id=f"{chash[:8]}-c{cycle}",
+        config_hash=chash,
+        start_time=start,
+        end_time=start + timedelta(seconds=duration),
+        energy=EnergyMetrics.from_devices(
+            [
+                device_energy(
+                    uid="GPU-0000",
+                    label="gpu:0",
+                    energy_j=power * duration,
+                    baseline_power_w=60.0,
+                    name="Fake GPU",
+                ),
+                device_energy(
+                    uid="host:package-0",
+                    label="cpu:package-0",
+                    kind="cpu",
+                    energy_j=35.0 * duration,
+                    baseline_power_w=20.0,
+                    method="rapl",
+                    confidence="medium",
+                ),
+            ],
+            duration,
+            baseline_method="measured",
+        ),
+        inference=inference(output_tokens=tokens, time_sec=duration),
+        compute=compute(flops=2.2e9 * tokens, output_tokens=tokens),
+        warmup=warmup_curve(converged=warmup_converged, seed=f"{chash}-{cycle}"),
+        thermal=thermal or ThermalThrottleInfo(),
+        warnings=warnings or [],
+        timeseries_file=timeseries_file,
+    )
+    return experiment_result(
+        process=proc, config={**config, "cycle": cycle}, warnings=list(proc.warnings)
+    )
+
+
+def telemetry_table(
+    duration_sec: float = 10.0,
+    period_sec: float = 0.1,
+    devices: tuple[str, ...] = ("gpu:0",),
+    throttle_windows: tuple[tuple[float, float], ...] = ((4.0, 6.0),),
+    drop: tuple[str, ...] = (),
+) -> Any:
+    """A telemetry time series as a pyarrow table; throttle bits set inside the windows."""
+    import pyarrow as pa
+
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("timestamp_sec", "device", "power_w", "temperature_c", "throttle_reasons")
+    }
+    steps = round(duration_sec / period_sec)
+    for d, device in enumerate(devices):
+        for i in range(steps + 1):
+            t = i * period_sec
+            hot = any(lo <= t < hi for lo, hi in throttle_windows)
+            rows["timestamp_sec"].append(t)
+            rows["device"].append(device)
+            rows["power_w"].append(150.0 + 40.0 * math.sin(t) - (60.0 if hot else 0.0) + 5 * d)
+            rows["temperature_c"].append(55.0 + 3.0 * t + (5.0 if hot else 0.0))
+            rows["throttle_reasons"].append(REASON_HW_THERMAL_SLOWDOWN if hot else 0)
+    return pa.table({k: v for k, v in rows.items() if k not in drop})
+
+
+def write_study(
+    root: Path,
+    batch_sizes: tuple[int, ...] = (1, 4, 16),
+    cycles: int = 3,
+    *,
+    throttled_batch: int | None = 16,
+    telemetry: bool = True,
+) -> list[ExperimentResult]:
+    """A study directory: one experiment directory per (batch size, cycle), telemetry beside it."""
+    import pyarrow.parquet as pq
+
+    written = []
+    for batch in batch_sizes:
+        for cycle in range(cycles):
+            hot = batch == throttled_batch and cycle == 0
+            result = sweep_result(
+                batch,
+                cycle,
+                thermal=throttled() if hot else None,
+                warmup_converged=not (batch == batch_sizes[0] and cycle == cycles - 1),
+                timeseries_file="timeseries.parquet" if telemetry else None,
+                warnings=["power limit reached during the window"] if hot else None,
+            )
+            directory = root / f"bs{batch}" / f"cycle_{cycle}" / result.experiment_id
+            directory.mkdir(parents=True)
+            save_result(result, directory / "result.json")
+            if telemetry:
+                windows = ((4.0, 6.0),) if hot else ()
+                pq.write_table(
+                    telemetry_table(throttle_windows=windows), directory / "timeseries.parquet"
+                )
+            written.append(result)
+    return written

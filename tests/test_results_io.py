@@ -86,3 +86,8 @@ def test_minor_version_difference_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
     assert isinstance(io.load_result(path), ExperimentResult)
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    path = io.atomic_write_text(tmp_path / "r.json", "{}")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~io._UMASK

@@ -12,7 +12,15 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import aggregate_cmd, doctor_cmd, run_cmd, schema_cmd, study_cmd
+from llenergymeasure.cli import (
+    aggregate_cmd,
+    doctor_cmd,
+    report_cmd,
+    results_cmd,
+    run_cmd,
+    schema_cmd,
+    study_cmd,
+)
 from llenergymeasure.cli.console import error_console
 from llenergymeasure.errors import LlemError
 
@@ -45,6 +53,8 @@ run_cmd.register(app)
 aggregate_cmd.register(app)
 study_cmd.register(app)
 schema_cmd.register(app)
+results_cmd.register(app)
+report_cmd.register(app)
 doctor_cmd.register(app)
 
 

@@ -1,0 +1,124 @@
+"""`llem results list / show / compare / export`: look at results without writing pandas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.errors import LlemError, ResultFileError
+
+if TYPE_CHECKING:
+    from llenergymeasure.results.views import Table
+
+DEFAULT_DIR = Path("results")
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+def warn(lines: Iterable[object]) -> None:
+    """Print each line as a warning on stderr."""
+    for line in lines:
+        error_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
+def print_table(table: Table, numeric_from: int | None = None) -> None:
+    """Render a views.Table with rich; columns from ``numeric_from`` on are right-aligned."""
+    from rich.table import Table as RichTable
+
+    rich_table = RichTable(title=table.title, title_justify="left", show_lines=False)
+    for i, header in enumerate(table.headers):
+        numeric = numeric_from is not None and i >= numeric_from
+        rich_table.add_column(header, justify="right" if numeric else "left", no_wrap=i == 0)
+    for row in table.rows:
+        rich_table.add_row(*row)
+    console.print(rich_table)
+
+
+def register(app: typer.Typer) -> None:
+    results_app = typer.Typer(
+        name="results",
+        help="List, show, compare and export experiment results.",
+        no_args_is_help=True,
+    )
+
+    @results_app.command("list")
+    def list_results(
+        directory: Path = typer.Argument(DEFAULT_DIR, help="Directory searched for result.json."),
+    ) -> None:
+        """One line per result below DIRECTORY: configuration and headline figures."""
+        from llenergymeasure.results.collection import load_results
+        from llenergymeasure.results.views import list_table
+
+        found = load_results(directory)
+        warn(found.warnings())
+        if not found.loaded:
+            error_console.print(f"no readable result.json under {directory}", highlight=False)
+            return
+        print_table(list_table(found.loaded, title=f"{len(found)} result(s) in {directory}"))
+
+    @results_app.command("show")
+    def show(
+        ref: str = typer.Argument(
+            ..., help="Experiment id (or unique prefix), result file or dir."
+        ),
+        directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for an id."),
+    ) -> None:
+        """Every figure of one result, grouped, with how each was obtained."""
+        from llenergymeasure.results.collection import resolve_results
+        from llenergymeasure.results.views import show_tables
+
+        (item,), problems = resolve_results([ref], directory)
+        warn(f"skipped {p}" for p in problems)
+        for table in show_tables(item):
+            if table.rows:
+                print_table(table)
+
+    @results_app.command("compare")
+    def compare(
+        refs: list[str] = typer.Argument(..., help="Two or more ids, result files or dirs."),
+        directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for ids."),
+    ) -> None:
+        """Results side by side, each figure with its ratio to the first result."""
+        from llenergymeasure.results.collection import resolve_results
+        from llenergymeasure.results.views import compare_table
+
+        if len(refs) < 2:
+            raise LlemError("compare needs at least two results (ids, result files or dirs)")
+        items, problems = resolve_results(refs, directory)
+        warn(f"skipped {p}" for p in problems)
+        print_table(compare_table(items), numeric_from=1)
+
+    @results_app.command("export")
+    def export(
+        directory: Path = typer.Argument(..., help="Directory searched for result.json."),
+        fmt: ExportFormat | None = typer.Option(
+            None, "--format", help="csv or parquet (default: from -o's suffix, else csv)."
+        ),
+        output: Path | None = typer.Option(
+            None, "-o", "--output", help="File to write (default: ./results.csv or .parquet)."
+        ),
+    ) -> None:
+        """One row per result, stable column names with units (CSV or Parquet)."""
+        from llenergymeasure.results.collection import load_results
+        from llenergymeasure.results.export import write_export
+
+        if fmt is None:
+            suffix = output.suffix.lower().lstrip(".") if output else ""
+            fmt = ExportFormat(suffix) if suffix in ExportFormat.__members__ else ExportFormat.csv
+        output = output or Path(f"results.{fmt.value}")
+        found = load_results(directory)
+        warn(found.warnings())
+        if not found.loaded:
+            raise ResultFileError(directory, "holds no readable result.json: nothing to export")
+        write_export(found.results, output, fmt.value)
+        typer.echo(f"wrote {output} ({len(found)} row(s), {fmt.value})")
+
+    app.add_typer(results_app, name="results")

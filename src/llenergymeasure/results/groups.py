@@ -1,0 +1,146 @@
+"""Results grouped by configuration (``config_hash``), with mean, spread and a 95% CI per figure.
+
+A study repeats each configuration over cycles; every cycle is its own experiment with the same
+config hash. The statistics here are computed from the results themselves, never read from a
+study summary, so a report stays right when results are added, removed or damaged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llenergymeasure.domain.results import ExperimentResult
+from llenergymeasure.domain.stats import confidence_interval, mean, stdev
+from llenergymeasure.results.collection import LoadedResult
+from llenergymeasure.results.records import config_int, config_text
+
+#: Confidence level of the intervals shown for studies.
+CI_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Mean, sample standard deviation and t confidence interval of one figure over cycles."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float], level: float = CI_LEVEL) -> MetricSummary:
+        """Summary of the values (interval collapses to the mean for fewer than two)."""
+        low, high = confidence_interval(values, level)
+        return cls(n=len(values), mean=mean(values), std=stdev(values), ci_low=low, ci_high=high)
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width (the +- of ``mean +- x``)."""
+        return (self.ci_high - self.ci_low) / 2.0
+
+
+@dataclass(frozen=True)
+class ConfigGroup:
+    """All results of one configuration, a short label, and their summaries."""
+
+    config_hash: str
+    label: str
+    members: tuple[LoadedResult, ...]
+
+    @property
+    def first(self) -> ExperimentResult:
+        """A representative result (the earliest) for the config fields."""
+        return self.members[0].result
+
+    @property
+    def batch_size(self) -> int | None:
+        """The configuration's batch size, if its config has one."""
+        return config_int(self.first, "batch_size")
+
+    @property
+    def series(self) -> str:
+        """The configuration without its batch size: model, engine and dtype."""
+        parts = [config_text(self.first, key) or "-" for key in ("model", "engine", "dtype")]
+        return " / ".join(parts)
+
+    def summary(self, metric: Callable[[ExperimentResult], float]) -> MetricSummary:
+        """Summary of ``metric`` over this configuration's results."""
+        return MetricSummary.of([metric(m.result) for m in self.members])
+
+    @property
+    def energy_per_token(self) -> MetricSummary:
+        """Raw joules per output token over cycles; results that generated nothing (whose
+        figure reads 0.0) are left out rather than pulling the mean down."""
+        values = [
+            m.result.energy_per_output_token_j
+            for m in self.members
+            if m.result.inference.output_tokens > 0
+        ]
+        return MetricSummary.of(values)
+
+    @property
+    def tokens_per_second(self) -> MetricSummary:
+        """Output tokens per second over cycles."""
+        return self.summary(lambda r: r.inference.tokens_per_second)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = (
+                json.dumps(value, sort_keys=True) if isinstance(value, list) else str(value)
+            )
+    return flat
+
+
+def _labels(groups: dict[str, list[LoadedResult]]) -> dict[str, str]:
+    """Label each configuration by the config fields that differ between configurations.
+
+    Fields that differ inside one configuration (a cycle number, an output path) are not what
+    makes it a configuration and are left out.
+    """
+    flats = {h: [_flatten(m.result.config) for m in members] for h, members in groups.items()}
+    keys = sorted({k for runs in flats.values() for flat in runs for k in flat})
+
+    def values(runs: list[dict[str, str]], key: str) -> set[str | None]:
+        return {flat.get(key) for flat in runs}
+
+    per_run = {k for runs in flats.values() for k in keys if len(values(runs, k)) > 1}
+    firsts = {h: runs[0] for h, runs in flats.items()}
+    varying = [
+        k for k in keys if k not in per_run and len({flat.get(k) for flat in firsts.values()}) > 1
+    ]
+    labels: dict[str, str] = {}
+    for config_hash, flat in firsts.items():
+        if varying:
+            text = ", ".join(f"{k.rsplit('.', 1)[-1]}={flat.get(k, '-')}" for k in varying)
+        else:
+            text = flat.get("model", config_hash[:8])
+        labels[config_hash] = text
+    texts = list(labels.values())
+    return {h: f"{t} [{h[:8]}]" if texts.count(t) > 1 else t for h, t in labels.items()}
+
+
+def _sort_key(group: ConfigGroup) -> tuple[str, int, str]:
+    batch = group.batch_size
+    return (group.series, batch if batch is not None else -1, group.label)
+
+
+def group_by_config(results: Iterable[LoadedResult]) -> list[ConfigGroup]:
+    """Group results by config hash; groups sorted by model/engine/dtype, then batch size."""
+    by_hash: dict[str, list[LoadedResult]] = {}
+    for item in results:
+        by_hash.setdefault(item.result.config_hash, []).append(item)
+    for members in by_hash.values():
+        members.sort(key=lambda m: (m.result.start_time, m.result.experiment_id))
+    labels = _labels(by_hash)
+    groups = [ConfigGroup(h, labels[h], tuple(members)) for h, members in by_hash.items()]
+    return sorted(groups, key=_sort_key)

@@ -1,0 +1,269 @@
+"""One flat record per result, with stable snake_case column names that carry their units.
+
+``COLUMNS`` is the single definition of the export layout: CSV and Parquet export, `llem results
+list` and `compare` all read these records, so a figure is computed in one place only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Literal
+
+from llenergymeasure.domain.results import ExperimentResult
+
+ColumnType = Literal["str", "int", "float", "bool"]
+
+#: Config keys the views read; foreign data may lack any of them.
+CONFIG_KEYS = ("model", "engine", "dtype", "batch_size")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column: its name (with unit), type, meaning, and where the value comes from.
+
+    ``source`` is a dotted attribute path into ``ExperimentResult`` or a function of it.
+    """
+
+    name: str
+    type: ColumnType
+    description: str
+    source: str | Callable[[ExperimentResult], Any]
+
+    def get(self, result: ExperimentResult) -> Any:
+        """The raw value of this column for ``result``."""
+        if callable(self.source):
+            return self.source(result)
+        return attrgetter(self.source)(result)
+
+
+def config_text(result: ExperimentResult, key: str) -> str | None:
+    """A config value as text (JSON for nested values); None when the key is absent."""
+    value = result.config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def config_int(result: ExperimentResult, key: str) -> int | None:
+    """A config value as an integer; None when absent or not a whole number."""
+    value = result.config.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _per_token(energy_j: float | None, result: ExperimentResult) -> float | None:
+    tokens = result.inference.output_tokens
+    return energy_j / tokens if energy_j is not None and tokens else None
+
+
+def _warmup_final_cv(result: ExperimentResult) -> float | None:
+    return max((w.final_cv for w in result.warmup), default=None)
+
+
+def _warmup_target_cv(result: ExperimentResult) -> float | None:
+    return min((w.target_cv for w in result.warmup), default=None)
+
+
+def _warmup_iterations(result: ExperimentResult) -> int | None:
+    return max((w.iterations_completed for w in result.warmup), default=None)
+
+
+def _device_names(result: ExperimentResult) -> str | None:
+    names = [d.name for d in result.environment.devices if d.kind == "gpu"]
+    return ", ".join(dict.fromkeys(names)) if names else None
+
+
+_LATENCY_LABELS = {
+    "ttft": "time to first token",
+    "itl": "inter-token latency",
+    "request_latency": "end-to-end request latency",
+}
+
+
+def _latency_columns(kind: str) -> list[Column]:
+    label = _LATENCY_LABELS[kind]
+    return [
+        Column(
+            f"{kind}_{stat}_ms",
+            "float",
+            f"{stat} of {label}",
+            f"inference.{kind}.{stat}_ms",
+        )
+        for stat in ("mean", "p50", "p90", "p95", "p99")
+    ]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("experiment_id", "str", "experiment id", "experiment_id"),
+    Column("config_hash", "str", "hash of the resolved config (cycles share it)", "config_hash"),
+    Column("model", "str", "config: model", lambda r: config_text(r, "model")),
+    Column("engine", "str", "config: inference engine", lambda r: config_text(r, "engine")),
+    Column("dtype", "str", "config: dtype", lambda r: config_text(r, "dtype")),
+    Column("batch_size", "int", "config: batch size", lambda r: config_int(r, "batch_size")),
+    Column(
+        "start_time",
+        "str",
+        "start of the measurement window, ISO 8601 UTC",
+        lambda r: r.start_time.isoformat(),
+    ),
+    Column("num_requests", "int", "prompts processed", "inference.num_requests"),
+    Column("input_tokens", "int", "prompt tokens (no padding)", "inference.input_tokens"),
+    Column("output_tokens", "int", "generated tokens", "inference.output_tokens"),
+    Column(
+        "inference_time_sec",
+        "float",
+        "wall time of the measurement window",
+        "inference.inference_time_sec",
+    ),
+    Column("tokens_per_second", "float", "output tokens per second", "inference.tokens_per_second"),
+    Column(
+        "energy_per_output_token_j",
+        "float",
+        "raw energy per generated token",
+        "energy_per_output_token_j",
+    ),
+    Column(
+        "adjusted_energy_per_output_token_j",
+        "float",
+        "idle-adjusted energy per generated token",
+        lambda r: _per_token(r.energy.adjusted_energy_j, r),
+    ),
+    Column("total_energy_j", "float", "raw energy, all devices", "energy.total_energy_j"),
+    Column("gpu_energy_j", "float", "raw GPU energy", "energy.gpu_energy_j"),
+    Column("cpu_energy_j", "float", "raw CPU energy", "energy.cpu_energy_j"),
+    Column("ram_energy_j", "float", "raw RAM energy", "energy.ram_energy_j"),
+    Column(
+        "adjusted_energy_j",
+        "float",
+        "idle-adjusted energy, all devices",
+        "energy.adjusted_energy_j",
+    ),
+    Column("baseline_power_w", "float", "idle power subtracted", "energy.baseline_power_w"),
+    Column("mean_power_w", "float", "mean power over the window", "energy.mean_power_w"),
+    Column("energy_method", "str", "energy instruments", "energy.method"),
+    Column("energy_confidence", "str", "energy confidence", "energy.confidence"),
+    Column(
+        "baseline_method", "str", "how the idle baseline was obtained", "energy.baseline_method"
+    ),
+    *_latency_columns("ttft"),
+    *_latency_columns("itl"),
+    *_latency_columns("request_latency"),
+    Column("latency_method", "str", "how token times were taken", "inference.latency_method"),
+    Column("latency_confidence", "str", "latency confidence", "inference.latency_confidence"),
+    Column("total_flops", "float", "FLOPs of the measured generation", "compute.flops.value"),
+    Column(
+        "flops_per_output_token",
+        "float",
+        "FLOPs per generated token",
+        "compute.flops_per_output_token",
+    ),
+    Column("prefill_flops", "float", "FLOPs of the prefill", "compute.prefill_flops"),
+    Column("decode_flops", "float", "FLOPs of the decode", "compute.decode_flops"),
+    Column("flops_method", "str", "how FLOPs were counted", "compute.flops.method"),
+    Column("flops_confidence", "str", "FLOPs confidence", "compute.flops.confidence"),
+    Column("flops_notes", "str", "FLOPs caveats", "compute.flops.notes"),
+    Column("compute_precision", "str", "compute precision", "compute.precision.compute"),
+    Column("weights_precision", "str", "weights precision", "compute.precision.weights"),
+    Column(
+        "precision_factor",
+        "float",
+        "throughput factor of the precision",
+        "compute.precision.precision_factor",
+    ),
+    Column(
+        "quantization_method", "str", "quantization method", "compute.precision.quantization_method"
+    ),
+    Column("peak_memory_mb", "float", "peak device memory", "compute.peak_memory_mb"),
+    Column("model_memory_mb", "float", "weights in memory", "compute.model_memory_mb"),
+    Column(
+        "achieved_flops_per_sec",
+        "float",
+        "FLOPs per second achieved",
+        "compute.achieved_flops_per_sec",
+    ),
+    Column("mfu", "float", "model FLOPs utilisation (achieved / peak)", "compute.mfu"),
+    Column("tokens_per_joule", "float", "output tokens per joule", "normalised.tokens_per_joule"),
+    Column(
+        "tokens_per_effective_pflop",
+        "float",
+        "output tokens per precision-normalised PFLOP",
+        "normalised.tokens_per_effective_pflop",
+    ),
+    Column(
+        "tokens_per_second_per_watt",
+        "float",
+        "throughput per watt",
+        "normalised.tokens_per_second_per_watt",
+    ),
+    Column("effective_flops", "float", "FLOPs x precision factor", "normalised.effective_flops"),
+    Column("throttled", "bool", "any throttling detected", "thermal.detected"),
+    Column("throttled_thermal", "bool", "thermal throttling", "thermal.thermal"),
+    Column("throttled_power", "bool", "power throttling", "thermal.power"),
+    Column("throttle_duration_sec", "float", "time throttled", "thermal.throttle_duration_sec"),
+    Column("max_temperature_c", "float", "highest device temperature", "thermal.max_temperature_c"),
+    Column(
+        "warmup_converged",
+        "bool",
+        "every process's warmup converged (empty: no warmup)",
+        "warmup_converged",
+    ),
+    Column("warmup_final_cv", "float", "largest final latency CV over processes", _warmup_final_cv),
+    Column("warmup_target_cv", "float", "CV target of warmup", _warmup_target_cv),
+    Column("warmup_iterations", "int", "most warmup iterations of a process", _warmup_iterations),
+    Column("num_processes", "int", "process results aggregated", lambda r: len(r.process_results)),
+    Column("gpu_names", "str", "GPU models in the environment", _device_names),
+    Column("hostname", "str", "host", "environment.hostname"),
+    Column(
+        "llenergymeasure_version",
+        "str",
+        "version that measured",
+        "environment.llenergymeasure_version",
+    ),
+    Column("num_warnings", "int", "warnings recorded in the result", lambda r: len(r.warnings)),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
+_BY_NAME = {column.name: column for column in COLUMNS}
+
+
+def _checked(column: Column, value: Any) -> Any:
+    if value is None:
+        return None
+    if column.type == "float":
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if column.type == "int":
+        return int(value)
+    if column.type == "bool":
+        return bool(value)
+    return str(value)
+
+
+def result_record(result: ExperimentResult) -> dict[str, Any]:
+    """The result as one flat row: ``{column name: value or None}`` in ``COLUMNS`` order."""
+    return {column.name: _checked(column, column.get(result)) for column in COLUMNS}
+
+
+def column(name: str) -> Column:
+    """The column called ``name`` (KeyError for an unknown name)."""
+    return _BY_NAME[name]
+
+
+def columns_markdown() -> str:
+    """The column reference as a Markdown table (kept in docs/results.md)."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {c.description} |" for c in COLUMNS]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,297 @@
+"""What `llem results list / show / compare` print, as plain tables of text (no rich here).
+
+Each view returns a ``Table`` (title, headers, rows of strings) so the CLI only renders it and
+the tests can read the same cells the user sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llenergymeasure.domain.inference import LatencyStats
+from llenergymeasure.domain.results import ExperimentResult
+from llenergymeasure.results.collection import LoadedResult
+from llenergymeasure.results.records import result_record
+
+MISSING = "-"
+
+
+@dataclass
+class Table:
+    """A titled table of text cells."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def fmt(value: Any) -> str:
+    """A value as the views show it: 4 significant digits, '-' for missing, yes/no for booleans."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return MISSING
+        if value == 0:
+            return "0"
+        magnitude = math.floor(math.log10(abs(value)))
+        if magnitude >= 7 or magnitude < -4:
+            return f"{value:.3e}"
+        return f"{value:,.{max(0, 3 - magnitude)}f}"
+    return str(value)
+
+
+def throttle_causes(result: ExperimentResult) -> list[str]:
+    """The kinds of throttling the result detected: 'thermal', 'power' (empty when none)."""
+    return [name for name in ("thermal", "power") if getattr(result.thermal, name)]
+
+
+def throttle_text(result: ExperimentResult) -> str:
+    """'no', or 'yes' with the causes, e.g. 'yes: thermal, power'."""
+    if not result.thermal.detected:
+        return "no"
+    causes = throttle_causes(result)
+    return "yes: " + ", ".join(causes) if causes else "yes"
+
+
+# ---- list ---------------------------------------------------------------------------------
+
+LIST_HEADERS = (
+    "id",
+    "model",
+    "engine",
+    "dtype",
+    "batch",
+    "J/out tok",
+    "tok/s",
+    "throttled",
+    "warmup converged",
+    "energy method",
+)
+
+
+def list_table(items: Sequence[LoadedResult], title: str = "results") -> Table:
+    """One row per result: what it ran and its headline figures."""
+    table = Table(title=title, headers=LIST_HEADERS)
+    for item in items:
+        r = result_record(item.result)
+        table.rows.append(
+            (
+                r["experiment_id"],
+                fmt(r["model"]),
+                fmt(r["engine"]),
+                fmt(r["dtype"]),
+                fmt(r["batch_size"]),
+                fmt(r["energy_per_output_token_j"]),
+                fmt(r["tokens_per_second"]),
+                throttle_text(item.result),
+                fmt(r["warmup_converged"]),
+                r["energy_method"],
+            )
+        )
+    return table
+
+
+# ---- show ---------------------------------------------------------------------------------
+
+
+def _with(method: str | None, confidence: str | None = None) -> str:
+    if method is None:
+        return ""
+    return f"{method} ({confidence} confidence)" if confidence else method
+
+
+def _figures(title: str, rows: list[tuple[str, Any, str]]) -> Table:
+    return Table(
+        title=title,
+        headers=("figure", "value", "provenance"),
+        rows=[(name, fmt(value), how) for name, value, how in rows],
+    )
+
+
+def _latency_row(name: str, stats: LatencyStats) -> tuple[str, ...]:
+    values = (stats.mean_ms, stats.p50_ms, stats.p90_ms, stats.p95_ms, stats.p99_ms, stats.max_ms)
+    return (name, fmt(stats.n), *(fmt(v) for v in values))
+
+
+def show_tables(item: LoadedResult) -> list[Table]:
+    """Every figure of one result, grouped, each with how it was obtained."""
+    r = item.result
+    e, inf, c, n = r.energy, r.inference, r.compute, r.normalised
+    energy_how = _with(e.method, e.confidence)
+    flops_how = _with(c.flops.method, c.flops.confidence)
+    split = " / ".join(fmt(x) for x in (e.gpu_energy_j, e.cpu_energy_j, e.ram_energy_j))
+    return [
+        Table(
+            "experiment",
+            ("field", "value"),
+            [
+                ("experiment id", r.experiment_id),
+                ("result file", str(item.path)),
+                ("config hash", r.config_hash),
+                ("window", f"{r.start_time.isoformat()} .. {r.end_time.isoformat()}"),
+                *((f"config.{k}", fmt(v)) for k, v in r.config.items()),
+            ],
+        ),
+        _figures(
+            "energy",
+            [
+                ("energy per output token (J)", r.energy_per_output_token_j, energy_how),
+                ("total energy (J)", e.total_energy_j, energy_how),
+                ("GPU / CPU / RAM energy (J)", split, energy_how),
+                ("idle-adjusted energy (J)", e.adjusted_energy_j, f"baseline {e.baseline_method}"),
+                ("idle baseline power (W)", e.baseline_power_w, f"baseline {e.baseline_method}"),
+                ("mean power (W)", e.mean_power_w, "total energy / duration"),
+                ("duration (s)", e.duration_sec, ""),
+            ],
+        ),
+        Table(
+            "energy per device",
+            ("device", "kind", "name", "energy (J)", "adjusted (J)", "baseline (W)", "provenance"),
+            [
+                (
+                    d.label,
+                    d.kind,
+                    fmt(d.name),
+                    fmt(d.energy_j),
+                    fmt(d.adjusted_energy_j),
+                    fmt(d.baseline_power_w),
+                    _with(d.method, d.confidence),
+                )
+                for d in e.devices
+            ],
+        ),
+        _figures(
+            "inference",
+            [
+                ("requests", inf.num_requests, ""),
+                ("input tokens", inf.input_tokens, "padding excluded"),
+                ("output tokens", inf.output_tokens, "up to and including EOS"),
+                ("window (s)", inf.inference_time_sec, "wall time"),
+                ("tokens per second", inf.tokens_per_second, "output tokens / window"),
+            ],
+        ),
+        Table(
+            f"latency (ms) — {_with(inf.latency_method, inf.latency_confidence)}",
+            ("latency", "n", "mean", "p50", "p90", "p95", "p99", "max"),
+            [
+                _latency_row("time to first token", inf.ttft),
+                _latency_row("inter-token", inf.itl),
+                _latency_row("request", inf.request_latency),
+            ],
+        ),
+        _figures(
+            "compute",
+            [
+                ("FLOPs", c.flops.value, flops_how),
+                ("FLOPs per output token", c.flops_per_output_token, flops_how),
+                ("prefill / decode FLOPs share", _share(c.prefill_flops, c.flops.value), ""),
+                ("FLOPs notes", c.flops.notes, ""),
+                ("compute precision", c.precision.compute, f"weights {c.precision.weights}"),
+                ("precision factor", c.precision.precision_factor, ""),
+                ("quantization", c.precision.quantization_method, ""),
+                ("peak memory (MB)", c.peak_memory_mb, ""),
+                ("achieved FLOPs per second", c.achieved_flops_per_sec, "FLOPs / window"),
+                ("MFU", c.mfu, c.peak_flops_source or ""),
+            ],
+        ),
+        _figures(
+            "normalised",
+            [
+                ("tokens per joule", n.tokens_per_joule, energy_how),
+                ("tokens per effective PFLOP", n.tokens_per_effective_pflop, flops_how),
+                ("tokens per second per watt", n.tokens_per_second_per_watt, energy_how),
+            ],
+        ),
+        _figures(
+            "thermal",
+            [
+                ("throttled", throttle_text(r), "NVML clock-event reasons"),
+                ("throttled time (s)", r.thermal.throttle_duration_sec, ""),
+                ("max temperature (C)", r.thermal.max_temperature_c, ""),
+            ],
+        ),
+        Table(
+            "warmup",
+            ("process", "converged", "final CV", "target CV", "iterations", "max prompts"),
+            [
+                (
+                    str(i),
+                    fmt(w.converged),
+                    fmt(w.final_cv),
+                    fmt(w.target_cv),
+                    fmt(w.iterations_completed),
+                    fmt(w.max_prompts),
+                )
+                for i, w in enumerate(r.warmup)
+            ],
+        ),
+        Table("warnings", ("warning",), [(w,) for w in r.warnings]),
+    ]
+
+
+def _share(part: float, total: float) -> str:
+    return f"{part / total:.1%} / {1 - part / total:.1%}" if total > 0 else MISSING
+
+
+# ---- compare ------------------------------------------------------------------------------
+
+#: (record column, label, which way is better) for `llem results compare`.
+COMPARED: tuple[tuple[str, str, str], ...] = (
+    ("energy_per_output_token_j", "J per output token", "lower"),
+    ("tokens_per_second", "tokens per second", "higher"),
+    ("tokens_per_joule", "tokens per joule", "higher"),
+    ("total_energy_j", "total energy (J)", ""),
+    ("mean_power_w", "mean power (W)", ""),
+    ("ttft_p50_ms", "TTFT p50 (ms)", "lower"),
+    ("ttft_p99_ms", "TTFT p99 (ms)", "lower"),
+    ("itl_p50_ms", "ITL p50 (ms)", "lower"),
+    ("request_latency_p50_ms", "request latency p50 (ms)", "lower"),
+    ("flops_per_output_token", "FLOPs per output token", ""),
+    ("mfu", "MFU", "higher"),
+    ("peak_memory_mb", "peak memory (MB)", "lower"),
+    ("max_temperature_c", "max temperature (C)", ""),
+)
+
+#: Descriptive rows shown above the figures (no ratio).
+DESCRIBED: tuple[tuple[str, str], ...] = (
+    ("model", "model"),
+    ("engine", "engine"),
+    ("dtype", "dtype"),
+    ("batch_size", "batch size"),
+    ("energy_method", "energy method"),
+    ("flops_method", "FLOPs method"),
+    ("throttled", "throttled"),
+    ("warmup_converged", "warmup converged"),
+)
+
+
+def ratio_text(value: float | None, reference: float | None) -> str:
+    """'x1.23' (value / reference), or '' when either is missing or the reference is 0."""
+    if value is None or reference is None or reference == 0:
+        return ""
+    return f"x{value / reference:.3g}"
+
+
+def compare_table(items: Sequence[LoadedResult]) -> Table:
+    """Results side by side; every figure after the first column carries its ratio to it."""
+    records = [result_record(item.result) for item in items]
+    headers = ("figure", *(r["experiment_id"] for r in records), "better")
+    table = Table(title="comparison (ratios to the first result)", headers=headers)
+    for key, label in DESCRIBED:
+        table.rows.append((label, *(fmt(r[key]) for r in records), ""))
+    first = records[0]
+    for key, label, better in COMPARED:
+        cells = [fmt(first[key])]
+        for r in records[1:]:
+            ratio = ratio_text(r[key], first[key])
+            cells.append(f"{fmt(r[key])} ({ratio})" if ratio else fmt(r[key]))
+        table.rows.append((label, *cells, better))
+    return table
