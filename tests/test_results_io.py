@@ -10,6 +10,8 @@ import pytest
 
 from llenergymeasure.domain import ExperimentResult
 from llenergymeasure.errors import ResultFileError
+from llenergymeasure import files
+from llenergymeasure.files import UMASK
 from llenergymeasure.results import io
 from tests import factories as f
 
@@ -44,7 +46,7 @@ def test_atomic_write_interrupted_mid_write_leaves_old_file(tmp_path: Path, monk
     def boom(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         io.atomic_write_text(path, "new")
     assert path.read_text() == "old"
@@ -90,4 +92,4 @@ def test_minor_version_difference_is_accepted(tmp_path: Path) -> None:
 
 def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     path = io.atomic_write_text(tmp_path / "r.json", "{}")
-    assert path.stat().st_mode & 0o777 == 0o666 & ~io._UMASK
+    assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK

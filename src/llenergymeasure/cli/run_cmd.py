@@ -45,10 +45,12 @@ class RichReporter:
         self._progress.stop()
 
     def _finish_task(self) -> None:
+        """Close the current bar at what was done (a warmup may stop before its maximum)."""
         if self._task is not None:
             task = next(t for t in self._progress.tasks if t.id == self._task)
-            if task.total is not None:
-                self._progress.update(self._task, completed=task.total)
+            done = task.completed if task.total is None or task.completed else task.total
+            done = done or 1
+            self._progress.update(self._task, total=done, completed=done, total_text=f"{done:g}")
             self._progress.refresh()
 
     def clear_stages(self) -> None:

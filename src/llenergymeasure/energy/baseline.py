@@ -13,13 +13,13 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from llenergymeasure.energy.base import Baseline, EnergyMeter
+from llenergymeasure.files import atomic_write_text
 
 DEFAULT_BASELINE_SEC = 10.0
 #: Idle power drifts with temperature and background load; re-measure after an hour.
@@ -88,10 +88,8 @@ class BaselineCache:
         with self._locked():
             entries = self.load()
             entries.update(new_entries)
-            fd, tmp = tempfile.mkstemp(prefix=".baseline.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"version": 1, "entries": entries}, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
+            text = json.dumps({"version": 1, "entries": entries}, indent=1, sort_keys=True)
+            atomic_write_text(self.path, text)
 
 
 def measure_baseline(

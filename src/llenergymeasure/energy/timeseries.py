@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 from llenergymeasure.domain.metrics import THROTTLING_REASONS_MASK, ThermalThrottleInfo
 from llenergymeasure.energy.base import DeviceRef
+from llenergymeasure.files import atomic_write
 
 #: Raw columns the sampler appends to, in order.
 COLUMNS = (
@@ -206,17 +205,7 @@ class Telemetry:
         """Write the samples to a Parquet file atomically; returns the path."""
         import pyarrow.parquet as pq
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            pq.write_table(self.to_table(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: pq.write_table(self.to_table(), tmp))
 
 
 def read_parquet_metadata(path: str | Path) -> dict[str, Any]:

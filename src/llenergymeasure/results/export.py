@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llenergymeasure.domain.results import ExperimentResult
-from llenergymeasure.results.io import atomic_write_text
+from llenergymeasure.files import atomic_write, atomic_write_text
 from llenergymeasure.results.records import COLUMN_NAMES, COLUMNS, result_record
 
 ExportFormat = Literal["csv", "parquet"]
@@ -76,11 +76,4 @@ def write_export(
         raise ValueError(f"unknown export format {fmt!r}; allowed: csv, parquet")
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        pq.write_table(records_to_table(records), tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: pq.write_table(records_to_table(records), tmp))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,40 +10,10 @@ from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult, RawProcessResult
 from llenergymeasure.errors import ResultFileError
+from llenergymeasure.files import atomic_write_text
 from llenergymeasure.results.layout import RESULT_FILENAME
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text so that readers see the old file or the whole new one, never a part.
-
-    The text goes to a temporary file in the same directory, is flushed to disk, and is then
-    renamed over the target (atomic on POSIX).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def atomic_write_json(path: str | Path, data: object) -> Path:
