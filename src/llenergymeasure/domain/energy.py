@@ -153,7 +153,8 @@ class EnergyMetrics(DomainModel):
         parts = list(parts)
         if not parts:
             raise ValueError("nothing to combine")
-        methods = {p.baseline_method for p in parts}
+        # A process that metered no device has no baseline either; it must not hide the others'.
+        methods = {p.baseline_method for p in parts if p.devices} or {"none"}
         baseline_method: Literal["measured", "cached", "none"] = (
             "none" if "none" in methods else "measured" if "measured" in methods else "cached"
         )

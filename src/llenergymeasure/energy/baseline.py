@@ -113,6 +113,8 @@ def measure_baseline(
         raise TypeError("measure_baseline needs an EnergyMeter or a TelemetrySampler of one")
     if not seconds > 0:
         return Baseline.none()
+    if not meter.devices:
+        return Baseline(power_w={}, method="measured")  # nothing to measure, nothing to wait for
     store = BaselineCache(cache_path) if cache else None
     methods = _methods(meter)
     keys = {d.uid: BaselineCache.key(d.uid, methods.get(d.uid, "?")) for d in meter.devices}
