@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from llenergymeasure import files
 from llenergymeasure.domain import ExperimentResult
 from llenergymeasure.errors import ResultFileError
-from llenergymeasure import files
 from llenergymeasure.files import UMASK
 from llenergymeasure.results import io
 from tests import factories as f
