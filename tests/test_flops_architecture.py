@@ -86,6 +86,22 @@ def test_prefill_share_is_the_first_forward_pass(family: str) -> None:
     assert split.prefill_flops + split.decode_flops == split.result.value
 
 
+def test_numpy_integers_are_accepted() -> None:
+    import numpy as np
+
+    plain = estimate_flops(
+        _LLAMA_CONFIG, batch_size=2, input_tokens=[3, 5], output_tokens=4, method="architecture"
+    )
+    numpy = estimate_flops(
+        _LLAMA_CONFIG,
+        batch_size=np.int64(2),
+        input_tokens=np.array([3, 5]),
+        output_tokens=np.int32(4),
+        method="architecture",
+    )
+    assert numpy == plain
+
+
 def test_per_sequence_prompt_lengths_sum_over_sequences() -> None:
     config = tiny_config("llama")
     mixed = estimate_flops(
@@ -146,6 +162,11 @@ def test_unknown_architecture_falls_back_to_parameter_estimate() -> None:
 def test_supported_families_cover_the_issue() -> None:
     required = {"gpt2", "llama", "mistral", "qwen2", "mixtral", "phi3", "gemma", "opt"}
     assert required <= set(SUPPORTED_FAMILIES)
+
+
+def test_every_supported_family_is_checked_against_the_counter() -> None:
+    tested = (set(TINY_CONFIGS) | set(EXTRA_CONFIGS)) - {"opt_projected"}
+    assert tested == set(SUPPORTED_FAMILIES)
 
 
 @given(
@@ -227,6 +248,9 @@ def test_more_tokens_never_cost_less(prompt: int, output: int) -> None:
         dict(batch_size=1, input_tokens=0, output_tokens=2),
         dict(batch_size=1, input_tokens=4, output_tokens=0),
         dict(batch_size=2, input_tokens=[4], output_tokens=2),
+        dict(batch_size=2, input_tokens=[4, 0], output_tokens=2),
+        dict(batch_size=True, input_tokens=4, output_tokens=2),
+        dict(batch_size=1, input_tokens=4.0, output_tokens=2),
     ],
 )
 def test_invalid_workloads_are_rejected(kwargs: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from llenergymeasure.compute import counting
 from llenergymeasure.compute.flops import estimate_flops, estimate_flops_breakdown
-from llenergymeasure.errors import ConfigError
+from llenergymeasure.errors import ConfigError, InstrumentError
 from tests.flops_models import (
     EXTRA_CONFIGS,
     TINY_CONFIGS,
@@ -161,7 +161,7 @@ def test_parameter_estimate_notes_moe_overcount() -> None:
 def test_auto_on_config_uses_architecture_and_says_why() -> None:
     result = estimate_flops(tiny_config("llama"), batch_size=2, input_tokens=8, output_tokens=4)
     assert result.method == "architecture"
-    assert result.notes == "calflops skipped: calflops needs a loaded model, got only a config"
+    assert result.notes == "calflops skipped: calflops needs a model with its weights loaded"
 
 
 def test_auto_without_calflops_installed_uses_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,3 +262,24 @@ def test_importing_the_flops_api_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd="src")
+
+
+def test_no_applicable_method_is_an_instrument_error() -> None:
+    from transformers import PretrainedConfig
+
+    class NewArchConfig(PretrainedConfig):  # no model class: parameters cannot be counted
+        model_type = "my_new_arch"
+
+    config = NewArchConfig(vocab_size=97)
+    with pytest.raises(InstrumentError, match="no FLOPs method applies: calflops skipped"):
+        estimate_flops(config, batch_size=1, input_tokens=4, output_tokens=2)
+
+
+def test_meta_device_model_is_treated_as_config_only() -> None:
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        meta = AutoModelForCausalLM.from_config(tiny_config("llama"))
+    result = estimate_flops(meta, batch_size=1, input_tokens=6, output_tokens=3)
+    assert result.method == "architecture"
+    assert "weights loaded" in result.notes

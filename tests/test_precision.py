@@ -30,6 +30,31 @@ def test_cpu_fp32_is_not_tf32() -> None:
     assert detect_precision(tiny_model("gpt2")).compute == "fp32"
 
 
+@pytest.mark.parametrize(
+    "capability,setting,expected",
+    [
+        ((8, 0), "high", True),
+        ((9, 0), "medium", True),
+        ((8, 6), "highest", False),
+        ((7, 0), "high", False),  # Volta has no TF32
+    ],
+)
+def test_tf32_needs_ampere_and_permission(
+    monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], setting: str, expected: bool
+) -> None:
+    from llenergymeasure.compute import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: capability)
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision(setting)
+        assert precision._uses_tf32("cuda") is expected
+        assert precision._uses_tf32("cpu") is False
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
 def test_mixed_weights_report_shares() -> None:
     m = tiny_model("llama").to(torch.bfloat16)
     m.model.layers[0].mlp.to(torch.float32)  # a real fraction of the weights kept in fp32

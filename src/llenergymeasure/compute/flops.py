@@ -18,6 +18,7 @@ Methods, most trusted first:
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from llenergymeasure.compute.architecture import (
     spec_from_config,
 )
 from llenergymeasure.domain.metrics import FlopsResult, PrecisionMetadata
-from llenergymeasure.errors import ConfigError
+from llenergymeasure.errors import ConfigError, InstrumentError
 
 METHODS = ("auto", "calflops", "architecture", "parameter_estimate")
 
@@ -77,22 +78,31 @@ def _resolve(model: Any) -> _Target:
     return _Target(config, model if is_materialised(model) else None)
 
 
+def _count(name: str, value: Any) -> int:
+    """``value`` as an int >= 1 (numpy integers accepted; bools, floats and zero refused)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return number
+
+
 def _prompt_counts(batch_size: int, input_tokens: int | Sequence[int]) -> Counter[int]:
     """How many sequences have each prompt length (validated)."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(input_tokens, int):
-        lengths: list[int] = [input_tokens] * batch_size
-    else:
-        lengths = list(input_tokens)
+    batch_size = _count("batch_size", batch_size)
+    if hasattr(input_tokens, "__iter__") and not isinstance(input_tokens, (str, bytes)):
+        lengths = [_count("each prompt length", n) for n in input_tokens]
         if len(lengths) != batch_size:
             raise ValueError(
                 f"{len(lengths)} prompt lengths given for batch_size {batch_size}; "
                 "give one per sequence, or a single int"
             )
-    bad = [n for n in lengths if not isinstance(n, int) or n < 1]
-    if bad:
-        raise ValueError(f"prompt lengths must be integers >= 1, got {bad[:3]}")
+    else:
+        lengths = [_count("input_tokens", input_tokens)] * batch_size
     return Counter(lengths)
 
 
@@ -115,7 +125,7 @@ def _by_calflops(target: _Target, counts: Counter[int], output_tokens: int) -> t
     )
 
     if target.module is None:
-        raise CountingUnavailable("calflops needs a loaded model, got only a config")
+        raise CountingUnavailable("calflops needs a model with its weights loaded")
     if not calflops_installed():
         raise CountingUnavailable("calflops is not installed (pip install calflops)")
     if is_quantised(target.config):
@@ -192,11 +202,13 @@ def estimate_flops_breakdown(
     then architecture, then parameter_estimate; a named method that cannot be used degrades
     the same way. ``notes`` say why a better method was skipped and what quantisation means.
     ``precision`` overrides the detected compute precision recorded with the result.
+
+    calflops runs a real (batch-1) generation and patches torch functions while it counts:
+    call this outside any measurement window, from one thread.
     """
     if method not in METHODS:
         raise ConfigError(f"FLOPs method {method!r} is not one of {', '.join(METHODS)}")
-    if not isinstance(output_tokens, int) or output_tokens < 1:
-        raise ValueError(f"output_tokens must be an integer >= 1, got {output_tokens!r}")
+    output_tokens = _count("output_tokens", output_tokens)
     counts = _prompt_counts(batch_size, input_tokens)
     target = _resolve(model)
     compute_precision, detected = _precision(target, precision)
@@ -219,7 +231,14 @@ def estimate_flops_breakdown(
         except UnsupportedArchitecture as why:
             notes.append(f"architecture skipped: {why}")
     if split is None:
-        prefill, decode, note = _by_parameters(target, counts, output_tokens)
+        from llenergymeasure.compute.counting import CountingUnavailable
+
+        try:
+            prefill, decode, note = _by_parameters(target, counts, output_tokens)
+        except CountingUnavailable as why:
+            raise InstrumentError(
+                "no FLOPs method applies: " + "; ".join([*notes, f"parameter_estimate: {why}"])
+            ) from why
         split, chosen = (prefill, decode), "parameter_estimate"
         if note:
             notes.append(note)

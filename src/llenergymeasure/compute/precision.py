@@ -140,9 +140,23 @@ def _uses_tf32(device_type: str) -> bool:
 
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8:
         return False
-    return bool(torch.backends.cuda.matmul.allow_tf32) or (
-        torch.get_float32_matmul_precision() != "highest"
-    )
+    return _fp32_matmul_allows_tf32()
+
+
+def _fp32_matmul_allows_tf32() -> bool:
+    """PyTorch's fp32 matmul setting, read through the new API first, then the legacy ones."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    setting = getattr(matmul, "fp32_precision", None)
+    if setting not in (None, "none"):
+        return setting == "tf32"
+    try:
+        if matmul.allow_tf32:
+            return True
+    except RuntimeError:  # raised when the legacy and new APIs were mixed
+        pass
+    return torch.get_float32_matmul_precision() != "highest"
 
 
 def _config_dtype(config: Any) -> str:
