@@ -51,9 +51,20 @@ def test_sigkill_midway_then_resume_completes_without_rerunning(tmp_path: Path) 
     study_file = write(tmp_path, SWEEP)
     directory = tmp_path / "sweep"
     parent = subprocess.Popen(
-        [sys.executable, "-m", "llenergymeasure.cli.main", "study", str(study_file),
-         "-o", str(tmp_path), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=source_env(), cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "llenergymeasure.cli.main",
+            "study",
+            str(study_file),
+            "-o",
+            str(tmp_path),
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=source_env(),
+        cwd=ROOT,
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
@@ -66,9 +77,7 @@ def test_sigkill_midway_then_resume_completes_without_rerunning(tmp_path: Path) 
         time.sleep(0.2)
     os.killpg(parent.pid, signal.SIGKILL)
     parent.wait()
-    before = {
-        p.parent.name: p.read_bytes() for p in (directory / "runs").glob("*/result.json")
-    }
+    before = {p.parent.name: p.read_bytes() for p in (directory / "runs").glob("*/result.json")}
     assert 4 <= len(before) < 12
 
     proc = run_llem("study", str(study_file), "-o", str(tmp_path), "-q")
@@ -100,8 +109,13 @@ def test_failing_experiment_is_recorded_and_others_complete(tmp_path: Path) -> N
     study = StudyConfig.model_validate(
         {
             "name": "with-failure",
-            "base": {"model": "builtin:tiny-llama", "n_prompts": 2, "max_output_tokens": 2,
-                     "baseline_sec": 0, "warmup": {"mode": "fixed", "n": 0}},
+            "base": {
+                "model": "builtin:tiny-llama",
+                "n_prompts": 2,
+                "max_output_tokens": 2,
+                "baseline_sec": 0,
+                "warmup": {"mode": "fixed", "n": 0},
+            },
             "experiments": [{}, {"device_map": "cuda:0"}, {"batch_size": 2}],
             "order": "sequential",
             "output_dir": str(tmp_path),
@@ -121,8 +135,11 @@ def test_timeout_is_recorded(tmp_path: Path) -> None:
     study = StudyConfig.model_validate(
         {
             "name": "timeout",
-            "base": {"model": "builtin:tiny-llama", "baseline_sec": 0,
-                     "warmup": {"mode": "fixed", "n": 1000}},
+            "base": {
+                "model": "builtin:tiny-llama",
+                "baseline_sec": 0,
+                "warmup": {"mode": "fixed", "n": 1000},
+            },
             "timeout_sec": 3,
             "output_dir": str(tmp_path),
         }

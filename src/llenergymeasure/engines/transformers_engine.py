@@ -209,10 +209,8 @@ class TransformersEngine(Engine):
     # ---- facts about the loaded model ----------------------------------------------------------
 
     def precision(self) -> PrecisionMetadata:
-        try:
-            from llenergymeasure.compute.precision import detect_precision
-        except ImportError:  # the FLOPs/precision module not installed yet in this build
-            return _precision_from_dtype(str(self._model.dtype))
+        from llenergymeasure.compute.precision import detect_precision
+
         return detect_precision(self._model)
 
     def gpu_indices(self) -> list[int]:
@@ -256,11 +254,6 @@ class TransformersEngine(Engine):
         torch = self._torch
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _precision_from_dtype(dtype: str) -> PrecisionMetadata:
-    name = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
-    return PrecisionMetadata(compute=name.get(dtype, "fp32"))  # type: ignore[arg-type]
 
 
 def _describe_load_error(model: str, exc: Exception) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.inference import InferenceMetrics
-from llenergymeasure.domain.metrics import FlopsResult, PrecisionMetadata
+from llenergymeasure.domain.metrics import METHOD_CONFIDENCE, FlopsResult, PrecisionMetadata
 from llenergymeasure.engines.base import BatchOutput
+
+_CONFIDENCE_ORDER = ["low", "medium", "high"]
 
 
 def batch_shapes(outputs: list[BatchOutput]) -> dict[tuple[int, int, int], int]:
@@ -36,14 +37,13 @@ def compute_metrics(
     device_names: list[str],
 ) -> tuple[ComputeMetrics, list[str]]:
     """FLOPs over every measured batch (one estimate per distinct shape), rate and MFU."""
-    from llenergymeasure.compute.flops import estimate_flops_breakdown
-    from llenergymeasure.compute.peaks import peak_flops_per_sec
+    from llenergymeasure.compute.flops import FlopsBreakdown, estimate_flops_breakdown
+    from llenergymeasure.compute.metrics import build_compute_metrics
 
-    warnings: list[str] = []
     prefill = decode = 0.0
-    results: list[FlopsResult] = []
+    parts: list[FlopsResult] = []
     for (batch_size, input_len, steps), count in batch_shapes(outputs).items():
-        breakdown = estimate_flops_breakdown(
+        part = estimate_flops_breakdown(
             model,
             batch_size=batch_size,
             input_tokens=input_len,
@@ -51,42 +51,35 @@ def compute_metrics(
             method=method,
             precision=precision.compute,
         )
-        prefill += breakdown.prefill_flops * count
-        decode += breakdown.decode_flops * count
-        results.append(breakdown.result)
-    total = prefill + decode
-    weakest = min(results, key=lambda r: ["low", "medium", "high"].index(r.confidence))
-    notes = sorted({r.notes for r in results if r.notes})
-    flops = FlopsResult(
-        value=total,
-        method=weakest.method,
-        precision=precision.compute,
-        notes="; ".join(notes) or None,
-    )
-    window = inference.inference_time_sec
-    achieved = total / window if window > 0 else 0.0
-    peak, source = None, None
-    if device_names:
-        peaks = [peak_flops_per_sec(name, precision.compute) for name in device_names]
-        if all(p is not None for p in peaks):
-            peak = math.fsum(p[0] for p in peaks)  # type: ignore[index]
-            source = "; ".join(sorted({p[1] for p in peaks}))  # type: ignore[index]
-        else:
-            warnings.append(
-                f"no dense peak FLOP/s known for {', '.join(device_names)} at "
-                f"{precision.compute}; MFU not reported"
-            )
-    compute = ComputeMetrics(
-        flops=flops,
-        flops_per_output_token=total / inference.output_tokens if inference.output_tokens else 0.0,
+        prefill += part.prefill_flops * count
+        decode += part.decode_flops * count
+        parts.append(part.result)
+    # A total is as trustworthy as its weakest part.
+    weakest = min(parts, key=lambda r: _CONFIDENCE_ORDER.index(METHOD_CONFIDENCE[r.method]))
+    notes = list(dict.fromkeys(r.notes for r in parts if r.notes))
+    total = FlopsBreakdown(
+        result=FlopsResult(
+            value=prefill + decode,
+            method=weakest.method,
+            precision=weakest.precision,
+            notes="; ".join(notes) or None,
+        ),
         prefill_flops=prefill,
         decode_flops=decode,
-        precision=precision,
+    )
+    compute = build_compute_metrics(
+        total,
+        precision,
+        output_tokens=inference.output_tokens,
+        wall_time_sec=inference.inference_time_sec,
+        device_names=device_names,
         peak_memory_mb=peak_memory_mb,
         model_memory_mb=model_memory_mb,
-        achieved_flops_per_sec=achieved,
-        peak_flops_per_sec=peak,
-        peak_flops_source=source,
-        mfu=achieved / peak if peak else None,
     )
+    warnings = []
+    if device_names and compute.mfu is None:
+        warnings.append(
+            f"no dense peak FLOP/s known for {', '.join(device_names)} at "
+            f"{precision.compute}; MFU not reported"
+        )
     return compute, warnings
