@@ -31,7 +31,7 @@ def test_cycles_are_pooled_per_config_and_summaries_match_the_stats(tmp_path: Pa
         assert summary.n == 3
         assert summary.mean == mean(values)
         assert summary.std == stdev(values)
-        assert (summary.ci_low, summary.ci_high) == confidence_interval(values, 0.95)
+        assert (summary.ci95_low, summary.ci95_high) == confidence_interval(values, 0.95)
         # Student t with n-1 = 2 degrees of freedom: half-width = 4.3027 s / sqrt(3).
         assert math.isclose(summary.half_width, 4.302652729911 * stdev(values) / math.sqrt(3))
         tps = [m.result.inference.tokens_per_second for m in group.members]
@@ -102,6 +102,6 @@ def test_config_without_the_usual_keys_shows_dashes() -> None:
 @given(st.lists(st.floats(min_value=0.001, max_value=1e3), min_size=2, max_size=30))
 def test_interval_brackets_the_mean_and_matches_t(values: list[float]) -> None:
     s = MetricSummary.of(values)
-    assert s.ci_low <= s.mean <= s.ci_high
+    assert s.ci95_low <= s.mean <= s.ci95_high
     expected = student_t_ppf(0.975, len(values) - 1) * stdev(values) / math.sqrt(len(values))
     assert math.isclose(s.half_width, expected, rel_tol=1e-9, abs_tol=1e-12)

@@ -59,6 +59,11 @@ class MetricSummary(DomainModel):
             n=len(values), mean=mean(values), std=stdev(values), ci95_low=low, ci95_high=high
         )
 
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width (the x of ``mean +- x``)."""
+        return (self.ci95_high - self.ci95_low) / 2.0
+
 
 class ConfigurationSummary(DomainModel):
     """Statistics of one configuration across its completed cycles."""

@@ -8,39 +8,19 @@ study summary, so a report stays right when results are added, removed or damage
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.domain.results import ExperimentResult
-from llenergymeasure.domain.stats import confidence_interval, mean, stdev
+from llenergymeasure.domain.study import MetricSummary
 from llenergymeasure.results.collection import LoadedResult
 from llenergymeasure.results.records import config_int, config_text
 
-#: Confidence level of the intervals shown for studies.
+#: Confidence level of the intervals shown for studies (MetricSummary's 95% t interval).
 CI_LEVEL = 0.95
 
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """Mean, sample standard deviation and t confidence interval of one figure over cycles."""
-
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-
-    @classmethod
-    def of(cls, values: Sequence[float], level: float = CI_LEVEL) -> MetricSummary:
-        """Summary of the values (interval collapses to the mean for fewer than two)."""
-        low, high = confidence_interval(values, level)
-        return cls(n=len(values), mean=mean(values), std=stdev(values), ci_low=low, ci_high=high)
-
-    @property
-    def half_width(self) -> float:
-        """Half the interval's width (the +- of ``mean +- x``)."""
-        return (self.ci_high - self.ci_low) / 2.0
+__all__ = ["CI_LEVEL", "ConfigGroup", "MetricSummary", "group_by_config"]
 
 
 @dataclass(frozen=True)

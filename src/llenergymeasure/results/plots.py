@@ -46,7 +46,7 @@ def _png(figure: Any) -> bytes:
 
 def _whiskers(summaries: Sequence[MetricSummary]) -> list[list[float]]:
     """Asymmetric error bars (mean - low, high - mean); zero for a single result."""
-    return [[s.mean - s.ci_low for s in summaries], [s.ci_high - s.mean for s in summaries]]
+    return [[s.mean - s.ci95_low for s in summaries], [s.ci95_high - s.mean for s in summaries]]
 
 
 def energy_throughput_png(groups: Sequence[ConfigGroup]) -> bytes:

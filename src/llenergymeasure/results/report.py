@@ -103,7 +103,14 @@ def _energy_throughput(groups: Sequence[ConfigGroup]) -> str:
     for g in groups:
         e, t = g.energy_per_token, g.tokens_per_second
         rows.append(
-            (g.label, str(e.n), _ci(e), f"[{fmt(e.ci_low)}, {fmt(e.ci_high)}]", _ci(t), fmt(t.std))
+            (
+                g.label,
+                str(e.n),
+                _ci(e),
+                f"[{fmt(e.ci95_low)}, {fmt(e.ci95_high)}]",
+                _ci(t),
+                fmt(t.std),
+            )
         )
     headers = ("configuration", "n", "J/out tok", f"{CI_LEVEL:.0%} CI", "tok/s", "tok/s std")
     caption = (
