@@ -137,6 +137,9 @@ def test_ctrl_c_writes_no_result_and_keeps_earlier_ones(tmp_path: Path) -> None:
         text=True,
         env=source_env(),
         cwd=ROOT,
+        # A shell that starts a job in the background makes it ignore SIGINT, and Python keeps
+        # an inherited "ignore"; restore the default so the child sees Ctrl-C as a user would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not any(p.name != "earlier-experiment" for p in out.iterdir()):
