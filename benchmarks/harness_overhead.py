@@ -25,6 +25,20 @@ from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.measure.experiment import run_experiment
 
 
+def measured_tokens_per_second(config: ExperimentConfig, with_progress: bool) -> float:
+    """One run of the harness; with the CLI's progress bars drawn to a discarded console."""
+    if not with_progress:
+        return run_experiment(config).inference.tokens_per_second
+    from rich.console import Console
+
+    from llenergymeasure.cli.run_cmd import RichReporter
+
+    with open(os.devnull, "w") as sink:
+        console = Console(file=sink, force_terminal=True, width=100)
+        with RichReporter(console) as reporter:
+            return run_experiment(config, reporter=reporter).inference.tokens_per_second
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -32,6 +46,11 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--n-prompts", type=int, default=32)
     parser.add_argument("--model", default="builtin:tiny-llama")
+    parser.add_argument(
+        "--with-progress",
+        action="store_true",
+        help="draw the CLI's progress bars (to a discarded console), as `llem run` does",
+    )
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="llem-bench-"))
     config = ExperimentConfig(
@@ -49,7 +68,7 @@ def main() -> None:
     print(f"{'round':>5} {'bare tok/s':>12} {'harness tok/s':>14} {'ratio':>7}")
     for i in range(args.rounds):
         bare = bare_tokens_per_second(model, batches, pad_id, args.new_tokens)
-        harness = run_experiment(config).inference.tokens_per_second
+        harness = measured_tokens_per_second(config, args.with_progress)
         ratios.append(harness / bare)
         print(f"{i + 1:>5} {bare:>12.1f} {harness:>14.1f} {harness / bare:>7.3f}")
     print(

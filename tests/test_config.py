@@ -102,3 +102,8 @@ def test_set_dotted() -> None:
     set_dotted(data, "warmup.mode", "fixed")
     set_dotted(data, "prompts.seed", 3)
     assert data == {"warmup": {"n": 1, "mode": "fixed"}, "prompts": {"seed": 3}}
+
+
+def test_every_process_needs_a_prompt() -> None:
+    with pytest.raises(ValueError, match=r"n_prompts \(2\) must be at least processes \(4\)"):
+        ExperimentConfig(n_prompts=2, processes=4)

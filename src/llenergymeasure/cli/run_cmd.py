@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -19,22 +21,26 @@ class RichReporter:
     """Progress bars on stderr, redrawn only when the harness reports (no refresh thread).
 
     A refresh thread would run during the measurement window and compete with the measured
-    work for the CPU, so bars are redrawn on each report instead.
+    work for the CPU, so bars are redrawn on each report instead, at most every
+    ``MIN_REFRESH_SEC``.
     """
 
-    def __init__(self) -> None:
+    MIN_REFRESH_SEC = 0.25
+
+    def __init__(self, console: Console | None = None) -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description:<14}"),
             BarColumn(),
             TextColumn("{task.completed:>4.0f}/{task.fields[total_text]}"),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            console=error_console,
+            console=console or error_console,
             auto_refresh=False,
             transient=False,
         )
         self._task: TaskID | None = None
         self._stage_tasks: list[TaskID] = []
+        self._last_refresh = 0.0
 
     def __enter__(self) -> RichReporter:
         self._progress.start()
@@ -72,7 +78,10 @@ class RichReporter:
     def advance(self, amount: float = 1.0, info: str | None = None) -> None:
         if self._task is not None:
             self._progress.update(self._task, advance=amount, info=info or "")
-            self._progress.refresh()
+            now = time.monotonic()
+            if now - self._last_refresh >= self.MIN_REFRESH_SEC:
+                self._last_refresh = now
+                self._progress.refresh()
 
     def message(self, text: str) -> None:
         self._progress.console.print(text, highlight=False)

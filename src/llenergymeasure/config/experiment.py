@@ -107,6 +107,15 @@ class ExperimentConfig(_Strict):
             raise ValueError("model must not be empty")
         return value.strip()
 
+    @model_validator(mode="after")
+    def _every_process_has_prompts(self) -> ExperimentConfig:
+        if self.n_prompts < self.processes:
+            raise ValueError(
+                f"n_prompts ({self.n_prompts}) must be at least processes ({self.processes}), "
+                "so that every process has a prompt to measure"
+            )
+        return self
+
     def config_hash(self) -> str:
         """Hash of the fields that change what is measured (not output_dir or name)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
