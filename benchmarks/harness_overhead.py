@@ -5,6 +5,7 @@ so that drift on a noisy machine hits both alike. Prints each round and the medi
 Goal: >= 0.97 at batch 8, 64 new tokens, on builtin:tiny-llama.
 
     python benchmarks/harness_overhead.py [--rounds 5] [--batch-size 8] [--new-tokens 64]
+                                          [--with-progress]
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def main() -> None:
         harness = measured_tokens_per_second(config, args.with_progress)
         ratios.append(harness / bare)
         print(f"{i + 1:>5} {bare:>12.1f} {harness:>14.1f} {harness / bare:>7.3f}")
+    mode = "with progress bars" if args.with_progress else "no progress bars"
     print(
-        f"median ratio harness/bare: {statistics.median(ratios):.3f} "
+        f"median ratio harness/bare ({mode}): {statistics.median(ratios):.3f} "
         f"(batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
     )
 
