@@ -114,7 +114,7 @@ class NvmlChannel(Channel):
             energy_counter_j=None if energy is None else energy / 1000.0,
             temperature_c=None if temp is None else float(temp),
             sm_clock_mhz=None if clock is None else float(clock),
-            memory_used_mb=None if memory is None else memory.used / 1e6,
+            memory_used_mb=None if memory is None else memory.used / 2**20,  # MiB, as elsewhere
             utilization_pct=None if util is None else float(util.gpu),
             clock_event_reasons=None if reasons is None else int(reasons),
         )
