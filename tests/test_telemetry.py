@@ -136,7 +136,7 @@ def test_parquet_one_row_per_sample_and_device(
     times = [r["monotonic_sec"] for r in gpu0]
     assert times == sorted(times) and len(set(times)) == len(times)
     assert gpu0[0]["uid"] == gpu_uuid(0) and gpu0[0]["kind"] == "gpu"
-    assert gpu0[0]["power_w"] == 300.0 and gpu0[0]["memory_used_mb"] == 12_000.0
+    assert gpu0[0]["power_w"] == 300.0 and gpu0[0]["memory_used_mb"] == 12_000_000_000 / 2**20
     assert gpu0[0]["sm_clock_mhz"] == 1980.0 and gpu0[0]["utilization_pct"] == 90.0
     assert [r["throttled"] for r in gpu0][19:22] == [False, True, True]  # 2.0 s, 2.1 s, 2.2 s
     # the counter column is the raw cumulative counter, rising 30 J per 0.1 s at 300 W
