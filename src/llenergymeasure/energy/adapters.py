@@ -20,13 +20,9 @@ from typing import Any
 from llenergymeasure.domain.energy import DeviceEnergy
 from llenergymeasure.domain.metrics import Confidence
 from llenergymeasure.energy.base import (
-    Baseline,
     Clock,
     DeviceRef,
     EnergyMeter,
-    EnergyWindow,
-    SyncFn,
-    WindowLabel,
 )
 from llenergymeasure.energy.estimate import Host
 from llenergymeasure.energy.rapl import POWERCAP_ROOT, discover_rapl
@@ -68,8 +64,6 @@ class LibraryMeter(EnergyMeter):
         super().__init__(clock=clock, warnings=warnings)
         self.host = host
         self._devices: list[DeviceRef] = []
-        self._t0: float | None = None
-        self._label: WindowLabel = "measurement"
 
     @property
     def devices(self) -> list[DeviceRef]:
@@ -85,39 +79,13 @@ class LibraryMeter(EnergyMeter):
     def _end(self) -> tuple[list[DeviceEnergy], float | None, list[str]]:
         """Devices, the library's own duration (None: use ours), caveats."""
 
-    def begin_window(
-        self, sync: SyncFn | None = None, *, label: WindowLabel = "measurement"
-    ) -> None:
-        if self._t0 is not None:
-            raise RuntimeError("begin_window called twice without end_window")
-        if sync is not None:
-            sync()
+    def _start(self, t0: float) -> None:
         self._begin()
-        self._t0, self._label = self.clock(), label
-        if self._sampler is not None:
-            self._sampler.window_began(label, self._t0)
 
-    def end_window(
-        self, sync: SyncFn | None = None, *, baseline: Baseline | None = None
-    ) -> EnergyWindow:
-        if self._t0 is None:
-            raise RuntimeError("end_window called without begin_window")
-        if sync is not None:
-            sync()
-        t1 = self.clock()
-        t0, self._t0 = self._t0, None
+    def _stop(self, t1: float) -> tuple[list[DeviceEnergy], float | None, list[str]]:
         devices, duration, notes = self._end()
-        if self._sampler is not None:
-            self._sampler.window_ended(self._label, t1)
         self._devices = [DeviceRef(d.uid, d.label, d.kind, d.name) for d in devices]
-        window = EnergyWindow(
-            devices=devices,
-            duration_sec=duration if duration is not None else t1 - t0,
-            warnings=[*self.warnings, *notes],
-            start_monotonic_sec=t0,
-            end_monotonic_sec=t1,
-        )
-        return window.apply_baseline(baseline)
+        return devices, duration, notes
 
     def _device(self, ref: DeviceRef, energy_j: float, confidence: Confidence) -> DeviceEnergy:
         return DeviceEnergy(

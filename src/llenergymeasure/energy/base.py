@@ -226,6 +226,8 @@ class EnergyMeter(ABC):
         self.clock = clock or time.monotonic
         self.warnings = list(warnings)
         self._sampler: TelemetrySampler | None = None
+        self._open_at: float | None = None
+        self._label: WindowLabel = "measurement"
 
     @property
     @abstractmethod
@@ -237,16 +239,64 @@ class EnergyMeter(ABC):
         """One line naming each instrument and its devices, e.g. 'rapl (cpu:package-0)'."""
 
     @abstractmethod
+    def _start(self, t0: float) -> None:
+        """Read every device at the window's start (monotonic time ``t0``)."""
+
+    @abstractmethod
+    def _stop(self, t1: float) -> tuple[list[DeviceEnergy], float | None, list[str]]:
+        """Read every device at the end: devices, a duration of the instrument's own (None:
+        ours), caveats."""
+
+    def _after_stop(self) -> None:  # noqa: B027 - optional hook
+        """Runs after ``_stop``, even when it failed (e.g. stop a helper thread)."""
+
+    @property
+    def window_open(self) -> bool:
+        """True between begin_window and end_window."""
+        return self._open_at is not None
+
     def begin_window(
         self, sync: SyncFn | None = None, *, label: WindowLabel = "measurement"
     ) -> None:
         """Synchronise (``sync()``), then read every device's counter."""
+        if self._open_at is not None:
+            raise RuntimeError("begin_window called twice without end_window")
+        if sync is not None:
+            sync()
+        t0 = self.clock()
+        self._open_at, self._label = t0, label
+        try:
+            self._start(t0)
+        except BaseException:
+            self._open_at = None
+            raise
+        if self._sampler is not None:
+            self._sampler.window_began(label, t0)
 
-    @abstractmethod
     def end_window(
         self, sync: SyncFn | None = None, *, baseline: Baseline | None = None
     ) -> EnergyWindow:
         """Synchronise, read every device again, and return the window's energy."""
+        if self._open_at is None:
+            raise RuntimeError("end_window called without begin_window")
+        if sync is not None:
+            sync()
+        t1 = self.clock()
+        t0, self._open_at = self._open_at, None
+        try:
+            devices, duration, notes = self._stop(t1)
+        finally:
+            self._after_stop()
+            if self._sampler is not None:
+                self._sampler.window_ended(self._label, t1)
+        window = EnergyWindow(
+            devices=devices,
+            duration_sec=duration if duration is not None else t1 - t0,
+            warnings=[*self.warnings, *notes],
+            start_monotonic_sec=t0,
+            end_monotonic_sec=t1,
+        )
+        return window.apply_baseline(baseline)
 
     def telemetry_channels(self) -> list[Channel]:
         """Channels the telemetry thread should sample (none for library adapters)."""

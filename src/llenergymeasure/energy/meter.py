@@ -6,14 +6,10 @@ from collections.abc import Callable, Sequence
 
 from llenergymeasure.domain.energy import DeviceEnergy
 from llenergymeasure.energy.base import (
-    Baseline,
     Channel,
     Clock,
     DeviceRef,
     EnergyMeter,
-    EnergyWindow,
-    SyncFn,
-    WindowLabel,
 )
 
 
@@ -40,8 +36,6 @@ class ChannelMeter(EnergyMeter):
             raise ValueError(f"a device is measured twice: {uids}")
         self.channels = list(channels)
         self._closers = list(closers)
-        self._open_at: float | None = None
-        self._label: WindowLabel = "measurement"
         self._own_poller: object | None = None  # a TelemetrySampler, imported lazily
         self._closed = False
 
@@ -60,67 +54,34 @@ class ChannelMeter(EnergyMeter):
     def telemetry_channels(self) -> list[Channel]:
         return list(self.channels)
 
-    @property
-    def window_open(self) -> bool:
-        """True between begin_window and end_window."""
-        return self._open_at is not None
-
-    def begin_window(
-        self, sync: SyncFn | None = None, *, label: WindowLabel = "measurement"
-    ) -> None:
+    def _start(self, t0: float) -> None:
         if self._closed:
             raise RuntimeError("the meter is closed")
-        if self._open_at is not None:
-            raise RuntimeError("begin_window called twice without end_window")
-        if sync is not None:
-            sync()
-        t0 = self.clock()
         for channel in self.channels:
             channel.start(t0)
-        self._open_at, self._label = t0, label
         self._update_polling()
-        if self._sampler is not None:
-            self._sampler.window_began(label, t0)
 
-    def end_window(
-        self, sync: SyncFn | None = None, *, baseline: Baseline | None = None
-    ) -> EnergyWindow:
-        if self._open_at is None:
-            raise RuntimeError("end_window called without begin_window")
-        if sync is not None:
-            sync()
-        t1 = self.clock()
-        t0, self._open_at = self._open_at, None
-        duration = t1 - t0
-        warnings = list(self.warnings)
+    def _stop(self, t1: float) -> tuple[list[DeviceEnergy], float | None, list[str]]:
+        notes: list[str] = []
         devices: list[DeviceEnergy] = []
-        try:
-            for channel in self.channels:
-                measured = channel.stop(t1)
-                warnings.extend(measured.warnings)
-                devices.append(
-                    DeviceEnergy(
-                        uid=channel.device.uid,
-                        label=channel.device.label,
-                        kind=channel.device.kind,
-                        name=channel.device.name,
-                        energy_j=measured.energy_j,
-                        method=channel.method,
-                        confidence=channel.confidence,
-                    )
+        for channel in self.channels:
+            measured = channel.stop(t1)
+            notes.extend(measured.warnings)
+            devices.append(
+                DeviceEnergy(
+                    uid=channel.device.uid,
+                    label=channel.device.label,
+                    kind=channel.device.kind,
+                    name=channel.device.name,
+                    energy_j=measured.energy_j,
+                    method=channel.method,
+                    confidence=channel.confidence,
                 )
-        finally:
-            self._update_polling()
-            if self._sampler is not None:
-                self._sampler.window_ended(self._label, t1)
-        window = EnergyWindow(
-            devices=devices,
-            duration_sec=duration,
-            warnings=warnings,
-            start_monotonic_sec=t0,
-            end_monotonic_sec=t1,
-        )
-        return window.apply_baseline(baseline)
+            )
+        return devices, None, notes
+
+    def _after_stop(self) -> None:
+        self._update_polling()
 
     def sampler_state_changed(self) -> None:
         self._update_polling()
