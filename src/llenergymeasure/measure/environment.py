@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import platform
 import socket
 from importlib import metadata
@@ -51,38 +50,32 @@ def cpu_model() -> str | None:
 
 
 def _gpus() -> tuple[list[DeviceInfo], str | None]:
-    """GPUs and driver version through NVML; none when NVML is unavailable."""
-    try:
-        import pynvml
+    """GPUs and driver version through NVML (the energy layer's wrapper); none without it."""
+    from llenergymeasure.energy.devices import list_gpus
+    from llenergymeasure.energy.nvml_api import Nvml, NvmlError
 
-        pynvml.nvmlInit()
-    except Exception:
+    try:
+        nvml = Nvml()
+    except NvmlError:
         return [], None
     try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
         devices = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        for gpu in list_gpus(nvml):
+            memory = nvml.call("nvmlDeviceGetMemoryInfo", gpu.handle, what=f"{gpu.label} memory")
             devices.append(
                 DeviceInfo(
-                    index=index,
+                    index=gpu.nvml_index,
                     kind="gpu",
-                    name=_text(pynvml.nvmlDeviceGetName(handle)),
-                    uuid=_text(pynvml.nvmlDeviceGetUUID(handle)),
+                    name=gpu.name,
+                    uuid=gpu.uuid,
                     memory_mb=memory.total / 2**20,
                 )
             )
-        return devices, _text(driver)
-    except Exception:
+        return devices, nvml.driver_version()
+    except NvmlError:
         return [], None
     finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        nvml.close()
 
 
 def capture_environment() -> EnvironmentSnapshot:
