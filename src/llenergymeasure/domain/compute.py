@@ -8,10 +8,7 @@ from collections.abc import Iterable
 from pydantic import Field
 
 from llenergymeasure.domain.base import DomainModel
-from llenergymeasure.domain.metrics import FlopsResult, PrecisionMetadata
-
-#: FLOPs methods from least to most accurate; a combination is as good as its weakest part.
-_METHOD_ORDER = ["parameter_estimate", "architecture", "calflops"]
+from llenergymeasure.domain.metrics import FlopsResult, PrecisionMetadata, weakest_flops_method
 
 
 class ComputeMetrics(DomainModel):
@@ -46,7 +43,7 @@ class ComputeMetrics(DomainModel):
         notes = sorted({p.flops.notes for p in parts if p.flops.notes})
         flops = FlopsResult(
             value=total,
-            method=min((p.flops.method for p in parts), key=_METHOD_ORDER.index),
+            method=weakest_flops_method(p.flops.method for p in parts),
             precision=first.flops.precision,
             notes="; ".join(notes) or None,
         )

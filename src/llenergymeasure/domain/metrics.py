@@ -50,6 +50,11 @@ def lowest_confidence(*levels: Confidence) -> Confidence:
     return min(levels, key=lambda level: _CONFIDENCE_RANK[level])
 
 
+def weakest_flops_method(methods: Iterable[FlopsMethod]) -> FlopsMethod:
+    """The least accurate of several FLOPs methods (a sum is as good as its weakest part)."""
+    return min(methods, key=lambda method: _CONFIDENCE_RANK[METHOD_CONFIDENCE[method]])
+
+
 class FlopsResult(DomainModel):
     """A FLOPs count together with how it was obtained and how far it can be trusted."""
 

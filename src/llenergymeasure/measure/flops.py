@@ -6,10 +6,8 @@ from typing import Any
 
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.inference import InferenceMetrics
-from llenergymeasure.domain.metrics import METHOD_CONFIDENCE, FlopsResult, PrecisionMetadata
+from llenergymeasure.domain.metrics import FlopsResult, PrecisionMetadata, weakest_flops_method
 from llenergymeasure.engines.base import BatchOutput
-
-_CONFIDENCE_ORDER = ["low", "medium", "high"]
 
 
 def batch_shapes(outputs: list[BatchOutput]) -> dict[tuple[int, int, int], int]:
@@ -54,14 +52,13 @@ def compute_metrics(
         prefill += part.prefill_flops * count
         decode += part.decode_flops * count
         parts.append(part.result)
-    # A total is as trustworthy as its weakest part.
-    weakest = min(parts, key=lambda r: _CONFIDENCE_ORDER.index(METHOD_CONFIDENCE[r.method]))
+    weakest = weakest_flops_method(r.method for r in parts)
     notes = list(dict.fromkeys(r.notes for r in parts if r.notes))
     total = FlopsBreakdown(
         result=FlopsResult(
             value=prefill + decode,
-            method=weakest.method,
-            precision=weakest.precision,
+            method=weakest,
+            precision=parts[0].precision,  # every part was counted at precision.compute
             notes="; ".join(notes) or None,
         ),
         prefill_flops=prefill,
