@@ -11,6 +11,14 @@ from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.domain.metrics import PrecisionMetadata
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch ready for the device (padded, on it), built before the measurement window."""
+
+    input_tokens: list[int]
+    inputs: Any
+
+
 @dataclass
 class BatchOutput:
     """One batch's token counts and timestamps (``time.perf_counter`` seconds).
@@ -97,8 +105,12 @@ class Engine(ABC):
         """(low, high, special ids) to draw synthetic prompt tokens from."""
 
     @abstractmethod
-    def generate(self, batch: Sequence[Sequence[int]]) -> BatchOutput:
-        """Generate for one batch of token-id prompts, timing every decode step."""
+    def prepare(self, batch: Sequence[Sequence[int]]) -> PreparedBatch:
+        """Turn token-id prompts into device inputs, so the window holds only generation."""
+
+    @abstractmethod
+    def generate(self, batch: Sequence[Sequence[int]] | PreparedBatch) -> BatchOutput:
+        """Generate for one batch (prepared, or token-id prompts), timing every decode step."""
 
     @abstractmethod
     def synchronize(self) -> None:

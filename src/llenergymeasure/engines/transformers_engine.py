@@ -13,7 +13,12 @@ from typing import Any
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.domain.metrics import PrecisionMetadata
 from llenergymeasure.engines import builtin
-from llenergymeasure.engines.base import BatchOutput, Engine, count_generated_tokens
+from llenergymeasure.engines.base import (
+    BatchOutput,
+    Engine,
+    PreparedBatch,
+    count_generated_tokens,
+)
 from llenergymeasure.errors import ConfigError, LlemError
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
@@ -164,22 +169,26 @@ class TransformersEngine(Engine):
 
     # ---- generation --------------------------------------------------------------------------
 
-    def _pad(self, batch: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+    def prepare(self, batch: Sequence[Sequence[int]]) -> PreparedBatch:
+        """Left-pad the prompts into input ids and an attention mask on the model's device."""
+        if not batch or any(len(ids) == 0 for ids in batch):
+            raise ValueError("every prompt in a batch needs at least one token")
         torch = self._torch
         width = max(len(ids) for ids in batch)
         pad = self._tokenizer.pad_token_id
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, ids in enumerate(batch):
-            if ids:
-                input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                mask[row, width - len(ids) :] = 1
-        return input_ids.to(self._device), mask.to(self._device)
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
+        return PreparedBatch(
+            input_tokens=[len(ids) for ids in batch],
+            inputs=(input_ids.to(self._device), mask.to(self._device)),
+        )
 
-    def generate(self, batch: Sequence[Sequence[int]]) -> BatchOutput:
-        if not batch or any(len(ids) == 0 for ids in batch):
-            raise ValueError("every prompt in a batch needs at least one token")
-        input_ids, mask = self._pad(batch)
+    def generate(self, batch: Sequence[Sequence[int]] | PreparedBatch) -> BatchOutput:
+        prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
+        input_ids, mask = prepared.inputs
         clock = _StepClock()
         self.synchronize()
         start = time.perf_counter()
@@ -194,7 +203,7 @@ class TransformersEngine(Engine):
             generated, self._eos_ids(), stop_at_eos=not self.config.fixed_length
         )
         return BatchOutput(
-            input_tokens=[len(ids) for ids in batch],
+            input_tokens=prepared.input_tokens,
             output_tokens=counts,
             start_sec=start,
             end_sec=end,

@@ -20,7 +20,7 @@ from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.config.loading import check_prompt_file, load_experiment_config, validate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
-from llenergymeasure.engines.base import BatchOutput, Engine
+from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
 from llenergymeasure.measure.environment import capture_environment
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
@@ -152,7 +152,7 @@ def measure_process(
         prompt_ids, prompt_warnings = load_prompt_ids(config, engine)
         warnings += prompt_warnings
         mine = shard(prompt_ids, process_index, world_size)
-        batches = batched(mine, config.batch_size)
+        batches = [engine.prepare(b) for b in batched(mine, config.batch_size)]
         precision = engine.precision()
 
         reporter.stage("warmup", total=_warmup_total(config))
@@ -237,7 +237,7 @@ def measure_process(
 
 
 def _measurement_window(
-    engine: Engine, batches: list[list[list[int]]], meter: Any, reporter: Reporter
+    engine: Engine, batches: list[PreparedBatch], meter: Any, reporter: Reporter
 ) -> tuple[list[BatchOutput], datetime, datetime, Any]:
     """The measured region: nothing in it but generation and a counter read at each edge."""
     outputs: list[BatchOutput] = []

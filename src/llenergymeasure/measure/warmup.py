@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from llenergymeasure.config.experiment import WarmupConfig
 from llenergymeasure.domain.metrics import WarmupResult
@@ -18,8 +19,8 @@ from llenergymeasure.engines.base import BatchOutput
 
 
 def run_warmup(
-    generate: Callable[[Sequence[Sequence[int]]], BatchOutput],
-    batches: Sequence[Sequence[Sequence[int]]],
+    generate: Callable[[Any], BatchOutput],
+    batches: Sequence[Any],
     config: WarmupConfig,
     on_request: Callable[[int, float | None], None] | None = None,
 ) -> WarmupResult:
