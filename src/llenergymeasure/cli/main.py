@@ -21,7 +21,7 @@ from llenergymeasure.cli import (
     schema_cmd,
     study_cmd,
 )
-from llenergymeasure.cli.console import error_console
+from llenergymeasure.cli.console import error_console, exit_interrupted
 from llenergymeasure.errors import LlemError
 
 app = typer.Typer(
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        error_console.print("[yellow]interrupted[/]: nothing more was written.", highlight=False)
-        sys.exit(130)
+        exit_interrupted("nothing more was written.")
 
 
 if __name__ == "__main__":  # pragma: no cover

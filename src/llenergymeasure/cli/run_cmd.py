@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import console, error_console, exit_interrupted
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.results import ExperimentResult
@@ -232,12 +232,10 @@ def register(app: typer.Typer) -> None:
                         allow_partial=allow_partial,
                     )
         except KeyboardInterrupt:
-            error_console.print(
-                f"[yellow]interrupted[/]: no result written for {experiment_id} (its directory "
-                f"holds only the log); earlier results in {cfg.output_dir} are untouched.",
-                highlight=False,
+            exit_interrupted(
+                f"no result written for {experiment_id} (its directory holds only the log); "
+                f"earlier results in {cfg.output_dir} are untouched."
             )
-            raise typer.Exit(130) from None
         console.print(summary_table(result, path))
         for warning in result.warnings:
             error_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
