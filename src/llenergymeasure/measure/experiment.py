@@ -154,27 +154,28 @@ def measure_process(
         mine = shard(prompt_ids, process_index, world_size)
         batches = [engine.prepare(b) for b in batched(mine, config.batch_size)]
         precision = engine.precision()
-
-        reporter.stage("warmup", total=_warmup_total(config))
-        warmup = run_warmup(
-            engine.generate,
-            batches,
-            config.warmup,
-            on_request=lambda i, cv: reporter.advance(
-                1, f"cv {cv:.3f}" if cv is not None else None
-            ),
-        )
-        log.info("warmup: %s", warmup.model_dump_json(exclude={"latencies_ms"}))
-        if not warmup.converged and config.warmup.mode == "cv":
-            warnings.append(
-                f"warmup did not converge: CV {warmup.final_cv:.3f} > target "
-                f"{warmup.target_cv} after {warmup.iterations_completed} requests"
-            )
-
+        # Chosen now, so that an unavailable instrument fails before minutes of warmup.
         meter = create_meter(
             config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
         )
+
         try:
+            reporter.stage("warmup", total=_warmup_total(config))
+            warmup = run_warmup(
+                engine.generate,
+                batches,
+                config.warmup,
+                on_request=lambda i, cv: reporter.advance(
+                    1, f"cv {cv:.3f}" if cv is not None else None
+                ),
+            )
+            log.info("warmup: %s", warmup.model_dump_json(exclude={"latencies_ms"}))
+            if not warmup.converged and config.warmup.mode == "cv":
+                warnings.append(
+                    f"warmup did not converge: CV {warmup.final_cv:.3f} > target "
+                    f"{warmup.target_cv} after {warmup.iterations_completed} requests"
+                )
+
             sync()
             reporter.stage("baseline", total=config.baseline_sec or None)
             baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
