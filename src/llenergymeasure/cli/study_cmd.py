@@ -13,7 +13,7 @@ from llenergymeasure.cli.run_cmd import RichReporter
 
 if TYPE_CHECKING:
     from llenergymeasure.config.study import PlannedRun, StudyConfig
-    from llenergymeasure.domain.study import RunRecord, StudyResult
+    from llenergymeasure.domain.study import MetricSummary, RunRecord, StudyResult
 
 
 class RichStudyReporter(RichReporter):
@@ -71,10 +71,7 @@ def summary_table(result: StudyResult) -> Table:
     for column in ("configuration", "n", "J / output token", "tokens/s", "TTFT p50 (ms)"):
         table.add_column(column)
 
-    def cell(m: object) -> str:
-        from llenergymeasure.domain.study import MetricSummary
-
-        assert isinstance(m, MetricSummary)
+    def cell(m: MetricSummary) -> str:
         if m.n == 0:
             return "-"
         return f"{m.mean:.4g} ± {m.std:.2g} [{m.ci95_low:.4g}, {m.ci95_high:.4g}]"

@@ -97,7 +97,7 @@ def expand(study: StudyConfig, output_dir: Path | None = None) -> list[PlannedRu
         data = copy.deepcopy(study.base)
         for key, value in overrides.items():
             set_dotted(data, key, value)
-        source = f"study run {index + 1} ({_describe(overrides)})"
+        source = f"study run {index + 1} ({describe_overrides(overrides)})"
         config = validate(ExperimentConfig, data, source=source)
         if output_dir is not None:
             config = config.model_copy(update={"output_dir": output_dir})
@@ -118,13 +118,9 @@ def expand(study: StudyConfig, output_dir: Path | None = None) -> list[PlannedRu
     return runs
 
 
-def _describe(overrides: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "base"
-
-
 def describe_overrides(overrides: dict[str, Any]) -> str:
     """A run's difference from the base, e.g. ``batch_size=4, dtype=float16``."""
-    return _describe(overrides)
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "base"
 
 
 def load_study_config(path: str | Path, output_dir: Path | None = None) -> StudyConfig:
