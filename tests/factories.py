@@ -21,6 +21,7 @@ from llenergymeasure.domain import (
     ExperimentResult,
     FlopsResult,
     InferenceMetrics,
+    LatencyStats,
     NormalisedMetrics,
     PrecisionMetadata,
     RawProcessResult,
@@ -54,14 +55,17 @@ def energy(devices: list[DeviceEnergy] | None = None, duration_sec: float = 10.0
 def inference(
     output_tokens: int = 640, time_sec: float = 10.0, ttft: list[float] | None = None
 ) -> InferenceMetrics:
-    return InferenceMetrics.build(
+    return InferenceMetrics(
         num_requests=8,
         input_tokens=256,
         output_tokens=output_tokens,
         inference_time_sec=time_sec,
-        ttft_ms=ttft if ttft is not None else [10.0, 12.0, 11.0, 15.0],
-        itl_ms=[2.0, 2.5, 3.0],
-        request_latency_ms=[100.0, 110.0],
+        tokens_per_second=output_tokens / time_sec,
+        arrival_model="closed",
+        ttft=LatencyStats.from_samples(ttft if ttft is not None else [10.0, 12.0, 11.0, 15.0]),
+        itl=LatencyStats.from_samples([2.0, 2.5, 3.0]),
+        tpot=LatencyStats.from_samples([2.4, 2.6]),
+        request_latency=LatencyStats.from_samples([100.0, 110.0]),
     )
 
 

@@ -11,7 +11,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.engines import builtin
-from llenergymeasure.engines.base import BatchOutput, count_generated_tokens
+from llenergymeasure.engines.base import BatchOutput, count_generated_tokens, static_batch_traces
 from llenergymeasure.engines.transformers_engine import TransformersEngine
 from llenergymeasure.errors import ConfigError, LlemError
 
@@ -31,18 +31,21 @@ def test_count_generated_tokens_hand_worked() -> None:
     assert count_generated_tokens([[7, 50, 50, 50]], {50}, stop_at_eos=True) == [2]
 
 
-def test_batch_output_latencies_hand_worked() -> None:
-    out = BatchOutput(
-        input_tokens=[4, 2],
-        output_tokens=[4, 2],
-        start_sec=10.0,
-        end_sec=10.5,
-        step_times_sec=[10.1, 10.2, 10.35, 10.5],
+def test_static_batch_traces_hand_worked() -> None:
+    steps = [10.1, 10.2, 10.35, 10.5]
+    traces = static_batch_traces(
+        [4, 2], [4, 2], [False, True], start_sec=10.0, step_times_sec=steps
     )
-    assert out.ttft_ms() == pytest.approx([100.0, 100.0])
+    out = BatchOutput(traces, 10.0, 10.5, steps, padded=True)
+    assert out.input_tokens == [4, 2] and out.output_tokens == [4, 2]
+    assert [t.ttft_ms() for t in traces] == pytest.approx([100.0, 100.0])
     # row 0: gaps after tokens 1..3; row 1: only the gap after its first token
-    assert out.itl_ms() == pytest.approx([100.0, 150.0, 150.0, 100.0])
-    assert out.request_latency_ms() == pytest.approx([500.0, 200.0])
+    assert traces[0].itl_ms() == pytest.approx([100.0, 150.0, 150.0])
+    assert traces[1].itl_ms() == pytest.approx([100.0])
+    assert [t.e2e_ms() for t in traces] == pytest.approx([500.0, 200.0])
+    assert traces[0].tpot_ms() == pytest.approx(400.0 / 3)
+    assert traces[1].tpot_ms() == pytest.approx(100.0)
+    assert traces[1].stopped_at_eos and not traces[0].stopped_at_eos
 
 
 class ForceEos(LogitsProcessor):
@@ -72,10 +75,9 @@ def test_natural_stopping_counts_up_to_and_including_eos() -> None:
     assert out.input_tokens == [3, 3]
     assert out.output_tokens == [6, 3]  # row 1: two tokens, then EOS at step 2
     assert len(out.step_times_sec) == 6  # the batch ran until row 0 finished
-    assert len(out.itl_ms()) == 5 + 2
-    assert out.request_latency_ms()[1] == pytest.approx(
-        (out.step_times_sec[2] - out.start_sec) * 1e3
-    )
+    assert [len(t.itl_ms()) for t in out.requests] == [5, 2]
+    assert out.requests[1].e2e_ms() == pytest.approx((out.step_times_sec[2] - out.start_sec) * 1e3)
+    assert [t.stopped_at_eos for t in out.requests] == [False, True]
     assert out.step_times_sec == sorted(out.step_times_sec)
     assert out.start_sec < out.step_times_sec[0] and out.step_times_sec[-1] <= out.end_sec
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llenergymeasure.config.experiment import ExperimentConfig, WarmupConfig
+from llenergymeasure.domain.requests import RequestTrace
 from llenergymeasure.engines.base import BatchOutput
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.measure.experiment import shard
@@ -111,7 +112,14 @@ def scripted(latencies_ms: list[float]):  # type: ignore[no-untyped-def]
 
     def generate(batch: Sequence[Sequence[int]]) -> BatchOutput:
         ms = next(it)
-        return BatchOutput([1], [1], 0.0, ms / 1e3, [ms / 1e3])
+        trace = RequestTrace(
+            arrival_sec=0.0,
+            first_token_sec=ms / 1e3,
+            finish_sec=ms / 1e3,
+            input_tokens=1,
+            output_tokens=1,
+        )
+        return BatchOutput([trace], 0.0, ms / 1e3, [ms / 1e3])
 
     return generate
 

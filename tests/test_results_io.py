@@ -60,7 +60,10 @@ def test_atomic_write_interrupted_mid_write_leaves_old_file(tmp_path: Path, monk
         ("", "not valid JSON"),
         ('["a list"]', "(not a JSON object)"),
         ('{"name": "some other tool"}', "no schema_version"),
-        ('{"schema_version": "2.0"}', "schema_version 2.0"),
+        (
+            '{"schema_version": "9.0"}',
+            r"schema_version 9\.0, this llenergymeasure reads 2\.0 \(and migrates 1\.x\)",
+        ),
         ('{"schema_version": "1.0", "experiment_id": "x"}', "is not a valid ExperimentResult"),
     ],
 )
@@ -84,7 +87,7 @@ def test_missing_file_and_binary_file(tmp_path: Path) -> None:
 
 def test_minor_version_difference_is_accepted(tmp_path: Path) -> None:
     data = json.loads(f.experiment_result().model_dump_json())
-    data["schema_version"] = "1.7"
+    data["schema_version"] = "2.7"
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
     assert isinstance(io.load_result(path), ExperimentResult)
@@ -93,3 +96,28 @@ def test_minor_version_difference_is_accepted(tmp_path: Path) -> None:
 def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     path = io.atomic_write_text(tmp_path / "r.json", "{}")
     assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def _as_v1(data: dict) -> dict:
+    """What a schema 1.0 file looked like: no arrival model, no TPOT, no method per figure."""
+    for inference in [data["inference"], *(p["inference"] for p in data["process_results"])]:
+        del inference["arrival_model"], inference["tpot"]
+        for key in ("ttft", "itl", "request_latency"):
+            del inference[key]["method"]
+    for process in data["process_results"]:
+        process["schema_version"] = "1.0"
+    data["schema_version"] = "1.0"
+    return data
+
+
+def test_schema_1_files_are_migrated_with_a_note(tmp_path: Path) -> None:
+    original = f.experiment_result()
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_as_v1(json.loads(original.model_dump_json()))))
+    loaded = io.load_result(path)
+    assert loaded.schema_version == "2.0"
+    assert loaded.inference.arrival_model == "closed"
+    assert loaded.inference.ttft == original.inference.ttft  # samples and method unchanged
+    assert loaded.inference.tpot.method == "not_reported" and loaded.inference.tpot.n == 0
+    assert any("read from schema_version 1.0: TPOT not reported" in w for w in loaded.warnings)
+    assert all(p.inference.arrival_model == "closed" for p in loaded.process_results)

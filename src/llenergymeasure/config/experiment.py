@@ -9,6 +9,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llenergymeasure.config.engines import (
+    ENGINE_SECTIONS,
+    EngineName,
+    TransformersSection,
+    VLLMSection,
+)
+from llenergymeasure.domain.requests import ArrivalModel
+
+#: The arrival model each engine uses when the config does not name one.
+DEFAULT_ARRIVAL: dict[str, str] = {"transformers": "closed", "vllm": "all_at_once"}
+
 EnergyInstrument = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
 FlopsMethodChoice = Literal["auto", "calflops", "architecture", "parameter_estimate"]
 
@@ -68,7 +79,19 @@ class ExperimentConfig(_Strict):
     model: str = Field(
         default="builtin:tiny-llama", description="Hub id, local path, or builtin:NAME."
     )
-    engine: Literal["transformers"] = "transformers"
+    engine: EngineName = "transformers"
+    transformers: TransformersSection = Field(
+        default_factory=TransformersSection, description="Options of the transformers engine."
+    )
+    vllm: VLLMSection = Field(
+        default_factory=VLLMSection, description="Options of the vLLM engine."
+    )
+    arrival: ArrivalModel = Field(
+        default="closed",
+        description="How requests reach the engine: closed (a batch when the previous one "
+        "finished) or all_at_once (every request at the window start). Default: closed for "
+        "transformers, all_at_once for vllm.",
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="auto: float32 on CPU, the model's own dtype on GPU."
     )
@@ -100,6 +123,26 @@ class ExperimentConfig(_Strict):
     output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_arrival(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("arrival") is None:
+            engine = data.get("engine", "transformers")
+            data = {**data, "arrival": DEFAULT_ARRIVAL.get(str(engine), "closed")}
+        return data
+
+    @model_validator(mode="after")
+    def _engine_options_fit(self) -> ExperimentConfig:
+        if self.engine != "transformers":
+            if self.quantization != "none":
+                raise ValueError(
+                    f"quantization {self.quantization!r} (bitsandbytes) is for the transformers "
+                    f"engine; for {self.engine} set {self.engine}.quantization"
+                )
+            if self.device_map is not None:
+                raise ValueError(f"device_map is for the transformers engine, not {self.engine}")
+        return self
+
     @field_validator("model")
     @classmethod
     def _model_not_empty(cls, value: str) -> str:
@@ -118,13 +161,17 @@ class ExperimentConfig(_Strict):
 
     def config_hash(self) -> str:
         """Hash of the fields that change what is measured (not output_dir or name)."""
-        payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
+        payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED | self._other_sections())
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def resolved(self) -> dict[str, Any]:
-        """The config as plain JSON data (what result.json stores)."""
-        return self.model_dump(mode="json")
+        """The config as plain JSON data (what result.json stores); only its engine's section."""
+        return self.model_dump(mode="json", exclude=self._other_sections())
+
+    def _other_sections(self) -> set[str]:
+        """The sections of the engines this config does not use (not hashed, not stored)."""
+        return {name for name in ENGINE_SECTIONS if name != self.engine}
 
 
 #: Fields that do not change what is measured, left out of the config hash.

@@ -10,6 +10,7 @@ from llenergymeasure.domain.metrics import (
     ThermalThrottleInfo,
     WarmupResult,
 )
+from llenergymeasure.domain.requests import RequestTrace
 from llenergymeasure.domain.results import (
     SCHEMA_VERSION,
     DeviceInfo,
@@ -32,6 +33,7 @@ __all__ = [
     "NormalisedMetrics",
     "PrecisionMetadata",
     "RawProcessResult",
+    "RequestTrace",
     "ThermalThrottleInfo",
     "WarmupResult",
 ]

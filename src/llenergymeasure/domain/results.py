@@ -14,8 +14,9 @@ from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
-#: refuse files with another major version.
-SCHEMA_VERSION = "1.0"
+#: migrate files of an older major version they know (see ``results.migrate``) and refuse others.
+#: 2.0: latency from per-request traces (arrival model, TPOT, a method per latency figure).
+SCHEMA_VERSION = "2.0"
 
 
 class DeviceInfo(DomainModel):
@@ -44,6 +45,10 @@ class EnvironmentSnapshot(DomainModel):
     devices: list[DeviceInfo] = Field(default_factory=list)
     driver_version: str | None = None
     cuda_version: str | None = None
+    engine: str | None = Field(default=None, description="The inference engine measured.")
+    engine_version: str | None = Field(
+        default=None, description="Version of the engine's library (e.g. vllm 0.32.0)."
+    )
 
 
 class _Timed(DomainModel):

@@ -76,6 +76,9 @@ class ConfigurationSummary(DomainModel):
     energy_per_output_token_j: MetricSummary
     tokens_per_second: MetricSummary
     ttft_p50_ms: MetricSummary
+    tpot_p50_ms: MetricSummary | None = Field(
+        default=None, description="Median time per output token (None in older study files)."
+    )
 
 
 class StudyResult(DomainModel):

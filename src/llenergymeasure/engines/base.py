@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.domain.metrics import PrecisionMetadata
+from llenergymeasure.domain.requests import ArrivalModel, RequestTrace
 
 
 @dataclass(frozen=True)
@@ -21,47 +23,64 @@ class PreparedBatch:
 
 @dataclass
 class BatchOutput:
-    """One batch's token counts and timestamps (``time.perf_counter`` seconds).
+    """What one engine call returned: a trace per request, and the call's own start and end.
 
-    ``step_times_sec[k]`` is when decode step k's tokens reached the host (the device was
-    synchronised by the copy), so step 0 gives the first token of every sequence.
+    Times are seconds on the engine's clock (``Engine.now``). ``step_times_sec`` is for static
+    batches only: when decode step k's tokens reached the host (every sequence of the batch
+    shares them, which is what happened); ``padded`` says the device computed every sequence
+    over the padded prompt and all the steps (what FLOPs are counted over).
     """
 
-    input_tokens: list[int]
-    output_tokens: list[int]
+    requests: list[RequestTrace]
     start_sec: float
     end_sec: float
-    step_times_sec: list[float]
+    step_times_sec: list[float] = field(default_factory=list)
+    padded: bool = False
 
     @property
     def wall_sec(self) -> float:
         return self.end_sec - self.start_sec
 
-    def _step_time(self, index: int) -> float:
-        # Without per-step times (an engine that cannot stream), fall back to the batch end.
-        return self.step_times_sec[index] if index < len(self.step_times_sec) else self.end_sec
+    @property
+    def input_tokens(self) -> list[int]:
+        return [r.input_tokens for r in self.requests]
 
-    def ttft_ms(self) -> list[float]:
-        """Time to first token per sequence that generated at least one token."""
-        return [(self._step_time(0) - self.start_sec) * 1e3 for n in self.output_tokens if n > 0]
+    @property
+    def output_tokens(self) -> list[int]:
+        return [r.output_tokens for r in self.requests]
 
-    def itl_ms(self) -> list[float]:
-        """Inter-token latency: one sample per generated token after each sequence's first."""
-        gaps = [
-            (b - a) * 1e3
-            for a, b in zip(self.step_times_sec, self.step_times_sec[1:], strict=False)
-        ]
-        samples: list[float] = []
-        for n in self.output_tokens:
-            samples.extend(gaps[: max(0, n - 1)])
-        return samples
 
-    def request_latency_ms(self) -> list[float]:
-        """Start of the batch to each sequence's last token (its EOS, when it stopped early)."""
-        return [
-            (self._step_time(n - 1) - self.start_sec) * 1e3 if n > 0 else 0.0
-            for n in self.output_tokens
-        ]
+def static_batch_traces(
+    input_tokens: Sequence[int],
+    output_tokens: Sequence[int],
+    stopped_at_eos: Sequence[bool],
+    *,
+    start_sec: float,
+    step_times_sec: Sequence[float],
+) -> list[RequestTrace]:
+    """Traces of a static batch: every request arrived at the batch start and shares its steps.
+
+    A request that generated n tokens has the first n step times as its token times and
+    finished at step n - 1 (its EOS, when it stopped early).
+    """
+    traces = []
+    for n_in, n_out, eos in zip(input_tokens, output_tokens, stopped_at_eos, strict=True):
+        times = list(step_times_sec[:n_out])
+        if len(times) < n_out:
+            raise ValueError(f"{n_out} tokens but only {len(step_times_sec)} step times")
+        traces.append(
+            RequestTrace(
+                arrival_sec=start_sec,
+                scheduled_sec=start_sec,
+                first_token_sec=times[0] if times else None,
+                finish_sec=times[-1] if times else start_sec,
+                token_times_sec=times,
+                input_tokens=n_in,
+                output_tokens=n_out,
+                stopped_at_eos=eos,
+            )
+        )
+    return traces
 
 
 def count_generated_tokens(
@@ -84,13 +103,35 @@ def count_generated_tokens(
     return counts
 
 
+def stopped_at_eos(
+    generated: Sequence[Sequence[int]], counts: Sequence[int], eos_ids: set[int]
+) -> list[bool]:
+    """Whether each sequence's last counted token is an EOS."""
+    return [n > 0 and row[n - 1] in eos_ids for row, n in zip(generated, counts, strict=True)]
+
+
 class Engine(ABC):
-    """An inference engine: loads a model, tokenizes prompts, generates timed batches."""
+    """An inference engine: loads a model, tokenizes prompts, generates requests with traces."""
 
     name: str = "engine"
+    #: True when the engine schedules requests itself (continuous batching): with the
+    #: ``all_at_once`` arrival model every prompt of the window goes in one call.
+    continuous_batching: bool = False
+    #: The arrival model used when the config leaves it to the engine.
+    default_arrival: ArrivalModel = "closed"
+    #: Where the request times come from (``InferenceMetrics.latency_method``).
+    latency_method: str = "engine_timestamps"
 
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
+
+    def now(self) -> float:
+        """The engine's clock, the one its traces' times are on (seconds)."""
+        return time.perf_counter()
+
+    def version(self) -> str | None:
+        """Version of the library behind the engine (for the environment snapshot)."""
+        return None
 
     @abstractmethod
     def load(self) -> None:
@@ -110,7 +151,7 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(self, batch: Sequence[Sequence[int]] | PreparedBatch) -> BatchOutput:
-        """Generate for one batch (prepared, or token-id prompts), timing every decode step."""
+        """Generate for one group of requests (prepared, or token-id prompts), with traces."""
 
     @abstractmethod
     def synchronize(self) -> None:

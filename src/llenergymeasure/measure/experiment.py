@@ -19,8 +19,10 @@ from typing import Any
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.config.loading import check_prompt_file, load_experiment_config, validate
 from llenergymeasure.domain.inference import InferenceMetrics
+from llenergymeasure.domain.requests import with_arrival
 from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
 from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
+from llenergymeasure.engines.registry import create_engine
 from llenergymeasure.measure.environment import capture_environment
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
@@ -62,13 +64,6 @@ def new_experiment_id(config: ExperimentConfig, now: datetime | None = None) -> 
     )
 
 
-def create_engine(config: ExperimentConfig) -> Engine:
-    """The engine the config names."""
-    from llenergymeasure.engines.transformers_engine import TransformersEngine
-
-    return TransformersEngine(config)
-
-
 @contextlib.contextmanager
 def run_log(out_dir: Path, filename: str = LOG_FILENAME) -> Iterator[None]:
     """Send the package's log records to a log file in the experiment directory."""
@@ -107,7 +102,7 @@ def run_experiment(
     with run_log(out_dir):
         log.info("experiment %s: %s", experiment_id, config.model_dump_json())
         atomic_write_json(out_dir / CONFIG_FILENAME, config.resolved())
-        environment = capture_environment()
+        environment = capture_environment(engine=config.engine)
         save_model(environment, out_dir / ENVIRONMENT_FILENAME)
         if config.processes > 1:
             from llenergymeasure.measure.distributed import launch_workers
@@ -153,6 +148,12 @@ def measure_process(
         warnings += prompt_warnings
         mine = shard(prompt_ids, process_index, world_size)
         batches = [engine.prepare(b) for b in batched(mine, config.batch_size)]
+        # all_at_once on a continuously batching engine: the whole window in one call.
+        window_batches = (
+            [engine.prepare(mine)]
+            if config.arrival == "all_at_once" and engine.continuous_batching
+            else batches
+        )
         precision = engine.precision()
         # Chosen now, so that an unavailable instrument fails before minutes of warmup.
         meter = create_meter(
@@ -181,13 +182,13 @@ def measure_process(
             baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
             sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
 
-            reporter.stage("measurement", total=len(batches))
+            reporter.stage("measurement", total=len(window_batches))
             engine.reset_peak_memory()
             sync()
             sampler.start()
             try:
-                outputs, start_time, end_time, window = _measurement_window(
-                    engine, batches, meter, reporter
+                outputs, start_time, end_time, window, window_start = _measurement_window(
+                    engine, window_batches, meter, reporter
                 )
             finally:
                 telemetry = sampler.stop()
@@ -200,7 +201,7 @@ def measure_process(
         telemetry.write_parquet(out_dir / timeseries_filename(process_index, world_size))
         reporter.stage("counting FLOPs")
         peak_mb, weights_mb = engine.memory_mb()
-        inference = _inference_metrics(outputs, window.duration_sec)
+        inference = _inference_metrics(engine, config, outputs, window.duration_sec, window_start)
         compute, flops_warnings = compute_metrics(
             engine.model,
             outputs,
@@ -239,29 +240,36 @@ def measure_process(
 
 def _measurement_window(
     engine: Engine, batches: list[PreparedBatch], meter: Any, reporter: Reporter
-) -> tuple[list[BatchOutput], datetime, datetime, Any]:
+) -> tuple[list[BatchOutput], datetime, datetime, Any, float]:
     """The measured region: nothing in it but generation and a counter read at each edge."""
     outputs: list[BatchOutput] = []
     meter.begin_window(sync=engine.synchronize)
     start_time = datetime.now(timezone.utc)
+    window_start = engine.now()
     for batch in batches:
         outputs.append(engine.generate(batch))
         reporter.advance(1)
     window = meter.end_window(sync=engine.synchronize)
     end_time = datetime.now(timezone.utc)
-    return outputs, start_time, end_time, window
+    return outputs, start_time, end_time, window, window_start
 
 
-def _inference_metrics(outputs: list[BatchOutput], window_sec: float) -> InferenceMetrics:
-    return InferenceMetrics.build(
-        num_requests=sum(len(o.output_tokens) for o in outputs),
-        input_tokens=sum(sum(o.input_tokens) for o in outputs),
-        output_tokens=sum(sum(o.output_tokens) for o in outputs),
+def _inference_metrics(
+    engine: Engine,
+    config: ExperimentConfig,
+    outputs: list[BatchOutput],
+    window_sec: float,
+    window_start: float,
+) -> InferenceMetrics:
+    """Figures from the requests' traces; with all_at_once every request arrived at the start."""
+    traces = [t for o in outputs for t in o.requests]
+    if config.arrival == "all_at_once":
+        traces = with_arrival(traces, window_start)
+    return InferenceMetrics.from_traces(
+        traces,
         inference_time_sec=window_sec,
-        ttft_ms=[x for o in outputs for x in o.ttft_ms()],
-        itl_ms=[x for o in outputs for x in o.itl_ms()],
-        request_latency_ms=[x for o in outputs for x in o.request_latency_ms()],
-        latency_method="decode_step_timestamps",
+        arrival_model=config.arrival,
+        latency_method=engine.latency_method,
         latency_confidence="high",
     )
 

@@ -11,16 +11,26 @@ from llenergymeasure.engines.base import BatchOutput
 
 
 def batch_shapes(outputs: list[BatchOutput]) -> dict[tuple[int, int, int], int]:
-    """Distinct (batch size, padded prompt length, decode steps) shapes and how often each ran.
+    """Distinct (batch size, prompt length, decode steps) shapes and how often each ran.
 
-    This is the work the device actually did: padded positions and the steps a finished
-    sequence idles through (emitting padding) are computed like any other.
+    This is the work the device actually did. A static (padded) batch computes every sequence
+    over the padded prompt and every step, including the steps a finished sequence idles
+    through; an engine without padding (continuous batching) computes each request over its
+    own prompt and its own tokens, so each request is a shape of batch size 1.
     """
     shapes: dict[tuple[int, int, int], int] = {}
     for out in outputs:
-        steps = max(len(out.step_times_sec), max(out.output_tokens, default=0))
-        key = (len(out.input_tokens), max(out.input_tokens, default=0), steps)
-        shapes[key] = shapes.get(key, 0) + 1
+        if out.padded:
+            steps = max(len(out.step_times_sec), max(out.output_tokens, default=0))
+            keys = [(len(out.requests), max(out.input_tokens, default=0), steps)]
+        else:
+            keys = [
+                (1, r.input_tokens, r.output_tokens)
+                for r in out.requests
+                if r.output_tokens > 0 and r.input_tokens > 0
+            ]
+        for key in keys:
+            shapes[key] = shapes.get(key, 0) + 1
     return shapes
 
 

@@ -12,6 +12,7 @@ from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult, Raw
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.files import atomic_write_text
 from llenergymeasure.results.layout import RESULT_FILENAME
+from llenergymeasure.results.migrate import MIGRATIONS, upgrade
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -63,11 +64,14 @@ def load_model(path: str | Path, model_type: type[ModelT]) -> ModelT:
         raise ResultFileError(path, f"is not an llenergymeasure {kind} (no schema_version)")
     version = str(data.get("schema_version", SCHEMA_VERSION))
     if _major(version) != _major(SCHEMA_VERSION):
-        raise ResultFileError(
-            path,
-            f"has schema_version {version}, this llenergymeasure reads {SCHEMA_VERSION} "
-            "(same major version)",
-        )
+        upgraded = upgrade(data, version, SCHEMA_VERSION) if versioned else None
+        if upgraded is None:
+            raise ResultFileError(
+                path,
+                f"has schema_version {version}, this llenergymeasure reads {SCHEMA_VERSION} "
+                f"(and migrates {', '.join(f'{m}.x' for m in MIGRATIONS)})",
+            )
+        data = upgraded
     try:
         return model_type.model_validate(data)
     except ValidationError as exc:

@@ -87,9 +87,10 @@ def _device_names(result: ExperimentResult) -> str | None:
 
 
 _LATENCY_LABELS = {
-    "ttft": "time to first token",
-    "itl": "inter-token latency",
-    "request_latency": "end-to-end request latency",
+    "ttft": "time to first token (per request)",
+    "itl": "inter-token latency (per token gap)",
+    "tpot": "time per output token (per request)",
+    "request_latency": "end-to-end request latency (per request)",
 }
 
 
@@ -103,6 +104,8 @@ def _latency_columns(kind: str) -> list[Column]:
             f"inference.{kind}.{stat}_ms",
         )
         for stat in ("mean", "p50", "p90", "p95", "p99")
+    ] + [
+        Column(f"{kind}_method", "str", f"how the {label} was obtained", f"inference.{kind}.method")
     ]
 
 
@@ -111,6 +114,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("config_hash", "str", "hash of the resolved config (cycles share it)", "config_hash"),
     Column("model", "str", "config: model", lambda r: config_text(r, "model")),
     Column("engine", "str", "config: inference engine", lambda r: config_text(r, "engine")),
+    Column(
+        "engine_version", "str", "version of the engine's library", "environment.engine_version"
+    ),
     Column("dtype", "str", "config: dtype", lambda r: config_text(r, "dtype")),
     Column("batch_size", "int", "config: batch size", lambda r: config_int(r, "batch_size")),
     Column(
@@ -158,8 +164,15 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "baseline_method", "str", "how the idle baseline was obtained", "energy.baseline_method"
     ),
+    Column(
+        "arrival_model",
+        "str",
+        "how requests arrived: closed batches or all at once",
+        "inference.arrival_model",
+    ),
     *_latency_columns("ttft"),
     *_latency_columns("itl"),
+    *_latency_columns("tpot"),
     *_latency_columns("request_latency"),
     Column("latency_method", "str", "how token times were taken", "inference.latency_method"),
     Column("latency_confidence", "str", "latency confidence", "inference.latency_confidence"),

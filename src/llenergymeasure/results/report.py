@@ -220,7 +220,9 @@ def _provenance(groups: Sequence[ConfigGroup]) -> str:
                     r.compute.flops.method,
                     r.compute.flops.confidence,
                     fmt(r.compute.flops.notes),
-                    f"{r.inference.latency_method} ({r.inference.latency_confidence})",
+                    f"{r.inference.latency_method} ({r.inference.latency_confidence}), "
+                    f"{r.inference.arrival_model} arrivals; TTFT/TPOT/E2E "
+                    f"{r.inference.ttft.method}, ITL {r.inference.itl.method}",
                 )
             )
     return _table(headers, rows, numeric=set())

@@ -117,8 +117,10 @@ def _figures(title: str, rows: list[tuple[str, Any, str]]) -> Table:
 
 
 def _latency_row(name: str, stats: LatencyStats) -> tuple[str, ...]:
+    if stats.method == "not_reported":
+        return (name, fmt(stats.n), *([MISSING] * 6), stats.method)
     values = (stats.mean_ms, stats.p50_ms, stats.p90_ms, stats.p95_ms, stats.p99_ms, stats.max_ms)
-    return (name, fmt(stats.n), *(fmt(v) for v in values))
+    return (name, fmt(stats.n), *(fmt(v) for v in values), stats.method)
 
 
 def show_tables(item: LoadedResult) -> list[Table]:
@@ -179,12 +181,14 @@ def show_tables(item: LoadedResult) -> list[Table]:
             ],
         ),
         Table(
-            f"latency (ms) — {_with(inf.latency_method, inf.latency_confidence)}",
-            ("latency", "n", "mean", "p50", "p90", "p95", "p99", "max"),
+            f"latency (ms) — {inf.arrival_model} arrivals, "
+            f"{_with(inf.latency_method, inf.latency_confidence)}",
+            ("latency", "n", "mean", "p50", "p90", "p95", "p99", "max", "method"),
             [
-                _latency_row("time to first token", inf.ttft),
-                _latency_row("inter-token", inf.itl),
-                _latency_row("request", inf.request_latency),
+                _latency_row("time to first token (per request)", inf.ttft),
+                _latency_row("inter-token (per token gap)", inf.itl),
+                _latency_row("time per output token (per request)", inf.tpot),
+                _latency_row("end-to-end (per request)", inf.request_latency),
             ],
         ),
         _figures(
@@ -253,7 +257,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("ttft_p50_ms", "TTFT p50 (ms)", "lower"),
     ("ttft_p99_ms", "TTFT p99 (ms)", "lower"),
     ("itl_p50_ms", "ITL p50 (ms)", "lower"),
-    ("request_latency_p50_ms", "request latency p50 (ms)", "lower"),
+    ("tpot_p50_ms", "TPOT p50 (ms)", "lower"),
+    ("request_latency_p50_ms", "E2E request latency p50 (ms)", "lower"),
     ("flops_per_output_token", "FLOPs per output token", ""),
     ("mfu", "MFU", "higher"),
     ("peak_memory_mb", "peak memory (MB)", "lower"),
@@ -264,6 +269,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
 DESCRIBED: tuple[tuple[str, str], ...] = (
     ("model", "model"),
     ("engine", "engine"),
+    ("engine_version", "engine version"),
+    ("arrival_model", "arrival model"),
     ("dtype", "dtype"),
     ("batch_size", "batch size"),
     ("energy_method", "energy method"),
