@@ -117,7 +117,10 @@ def test_parquet_schema_is_typed_and_documented(tmp_path: Path) -> None:
     assert str(schema.field("batch_size").type) == "int64"
     assert str(schema.field("tokens_per_second").type) == "double"
     assert str(schema.field("throttled").type) == "bool"
-    assert schema.field("ttft_p50_ms").metadata[b"description"] == b"p50 of time to first token (per request)"
+    assert (
+        schema.field("ttft_p50_ms").metadata[b"description"]
+        == b"p50 of time to first token (per request)"
+    )
     empty = write_export([], tmp_path / "empty.parquet", "parquet")
     assert pq.read_table(empty).num_rows == 0
     assert pq.read_schema(empty).types == schema.types

@@ -102,7 +102,12 @@ def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
     if energy.adjusted_energy_j is not None and inference.output_tokens:
         adjusted = f" (idle-adjusted {energy.adjusted_energy_j / inference.output_tokens:.4g})"
     rows: list[tuple[str, str, str]] = [
-        ("model", str(result.config.get("model", "-")), f"batch {result.config.get('batch_size')}"),
+        (
+            "model",
+            str(result.config.get("model", "-")),
+            f"{result.config.get('engine', 'transformers')}, batch "
+            f"{result.config.get('batch_size')}, {inference.arrival_model} arrivals",
+        ),
         (
             "energy per output token",
             f"{result.energy_per_output_token_j:.4g} J{adjusted}",
@@ -118,15 +123,20 @@ def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
             f"{inference.tokens_per_second:.1f} tok/s",
             f"{inference.output_tokens} tokens in {inference.inference_time_sec:.2f} s",
         ),
-        (
-            "TTFT p50 / p99",
-            f"{_ms(inference.ttft.p50_ms)} / {_ms(inference.ttft.p99_ms)}",
-            inference.latency_method,
-        ),
-        (
-            "ITL p50 / p99",
-            f"{_ms(inference.itl.p50_ms)} / {_ms(inference.itl.p99_ms)}",
-            inference.latency_method,
+        *(
+            (
+                f"{label} p50 / p99",
+                f"{_ms(stats.p50_ms)} / {_ms(stats.p99_ms)}"
+                if stats.method != "not_reported"
+                else "-",
+                f"{inference.latency_method}, {stats.method}",
+            )
+            for label, stats in (
+                ("TTFT", inference.ttft),
+                ("TPOT", inference.tpot),
+                ("ITL", inference.itl),
+                ("E2E", inference.request_latency),
+            )
         ),
         (
             "FLOPs per output token",
@@ -176,6 +186,14 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(
             None, "--model", help="Hub id, local path or builtin:NAME."
         ),
+        engine: str | None = typer.Option(
+            None, "--engine", help="transformers or vllm (needs the vllm extra)."
+        ),
+        arrival: str | None = typer.Option(
+            None,
+            "--arrival",
+            help="closed or all_at_once; default: closed for transformers, all_at_once for vllm.",
+        ),
         batch_size: int | None = typer.Option(
             None, "--batch-size", "-b", help="Prompts per batch."
         ),
@@ -206,6 +224,8 @@ def register(app: typer.Typer) -> None:
 
         overrides: dict[str, Any] = {
             "model": model,
+            "engine": engine,
+            "arrival": arrival,
             "batch_size": batch_size,
             "dtype": dtype,
             "n_prompts": n_prompts,

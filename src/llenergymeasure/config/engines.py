@@ -48,6 +48,11 @@ class VLLMSection(_Section):
     max_model_len: int | None = Field(
         default=None, ge=1, description="Context length; None: the model's own."
     )
+    stream: bool = Field(
+        default=False,
+        description="Step vLLM's engine and time every token (ITL reported); off: per-request "
+        "metrics only (TTFT, TPOT, E2E).",
+    )
 
 
 #: Engine name -> the class that validates its section.
