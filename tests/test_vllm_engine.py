@@ -173,15 +173,17 @@ def test_unknown_engine_is_rejected() -> None:
 def test_cli_run_vllm_then_compare_with_transformers(tmp_path: Path) -> None:
     """`llem run --engine vllm` (fake vllm on the path), then compare with transformers."""
     model = str(builtin.builtin_path("builtin:tiny-llama"))
-    common = ["--model", model, "-n", "8", "--max-output-tokens", "8", "--baseline-sec", "0"]
-    common += ["--energy", "estimate", "-q", "-o", str(tmp_path)]
+    config = tmp_path / "experiment.yaml"
+    config.write_text("warmup: {mode: fixed, n: 1}\nvllm: {max_num_seqs: 4}\n")
+    common = [str(config), "--model", model, "-n", "8", "--max-output-tokens", "8"]
+    common += ["--baseline-sec", "0", "--energy", "estimate", "-q", "-o", str(tmp_path / "out")]
     with_fake = os.pathsep.join([str(ROOT / "src"), str(ROOT), str(FAKES)])
     vllm_run = run_llem("run", "--engine", "vllm", *common, PYTHONPATH=with_fake)
     assert vllm_run.returncode == 0, vllm_run.stderr
     assert "all_at_once arrivals" in vllm_run.stdout and "first_last_token" in vllm_run.stdout
     hf_run = run_llem("run", *common)
     assert hf_run.returncode == 0, hf_run.stderr
-    results = sorted(tmp_path.glob("*/result.json"))
+    results = sorted((tmp_path / "out").glob("*/result.json"))
     assert len(results) == 2
     engines = {load_result(p).config["engine"] for p in results}
     assert engines == {"vllm", "transformers"}
