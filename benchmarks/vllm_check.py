@@ -6,9 +6,12 @@ the transformers engine (closed batches, and all requests at once) and with the 
 (offline, all at once), and prints token counts, TTFT / TPOT / E2E, tokens/s and FLOPs.
 
     VLLM_CPU_KVCACHE_SPACE=1 python benchmarks/vllm_check.py [--n-prompts 8] [--new-tokens 32]
-        [--batch-size 4] [--gpu-memory-utilization 0.3] [--out DIR]
+        [--batch-size 4] [--max-num-seqs N] [--gpu-memory-utilization 0.3] [--out DIR]
 
-vLLM starts its engine in another process, hence the ``__main__`` guard.
+vLLM gets ``max_num_seqs`` = the batch size by default, so both engines run as many requests
+at a time. On a machine whose cores are busy with other work, torch's OpenMP threads can slow
+each other down by an order of magnitude: ``OMP_NUM_THREADS=1`` gives steadier transformers
+figures there. vLLM starts its engine in another process, hence the ``__main__`` guard.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--model", default="builtin:tiny-llama", help="a builtin:NAME to save")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.3)
+    parser.add_argument("--max-num-seqs", type=int, default=None, help="default: --batch-size")
     parser.add_argument("--energy", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="where models and results go")
     args = parser.parse_args()
@@ -107,6 +111,7 @@ def main() -> int:
         "gpu_memory_utilization": args.gpu_memory_utilization,
         "max_model_len": 512,
         "enforce_eager": True,
+        "max_num_seqs": args.max_num_seqs or args.batch_size,
     }
     results = [
         ("transformers closed", run(model, out / "results", args, engine="transformers")),
