@@ -191,3 +191,38 @@ def test_cli_run_vllm_then_compare_with_transformers(tmp_path: Path) -> None:
     assert compare.returncode == 0, compare.stderr
     for text in ("engine", "vllm", "transformers", "arrival model", "all_at_once", "TPOT p50"):
         assert text in compare.stdout
+
+
+def test_gpus_are_the_first_tensor_parallel_ranks_of_the_visible_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llenergymeasure.engines.vllm_engine import visible_gpu_indices
+
+    assert visible_gpu_indices(2, cuda=False) == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpu_indices(2, cuda=True) == [0, 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    assert visible_gpu_indices(2, cuda=True) == [3, 5]
+    with pytest.raises(ConfigError, match="tensor_parallel_size 4 needs that many GPUs"):
+        visible_gpu_indices(4, cuda=True)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "quantization", "expected"),
+    [
+        ("float32", None, ("fp32", "fp32", None)),
+        ("bfloat16", None, ("bf16", "bf16", None)),
+        ("float16", "fp8", ("fp8", "fp8", "fp8")),
+        ("float16", "awq", ("mixed", "fp16", "awq")),
+    ],
+)
+def test_precision_from_dtype_and_quantization(
+    fake_vllm: object, dtype: str, quantization: str | None, expected: tuple
+) -> None:
+    engine = create_engine(
+        ExperimentConfig(engine="vllm", dtype=dtype, vllm={"quantization": quantization})
+    )
+    engine.load()
+    p = engine.precision()
+    assert (p.weights, p.compute, p.quantization_method) == expected
+    assert engine.memory_mb() == (None, None) and engine.gpu_indices() == []
