@@ -183,3 +183,16 @@ def test_a_run_without_tokens_is_a_warning(tmp_path: Path) -> None:
         f"{empty.experiment_id}: generated no tokens; left out of J per token",
         "a note",
     ]
+
+
+def test_latency_section_shows_each_figure_and_its_method(
+    study: Path, study_report: tuple[Report, Path]
+) -> None:
+    _, out = study_report
+    html = out.read_text()
+    section = html.split('<section id="latency">', 1)[1].split("</section>", 1)[0]
+    for header in ("TTFT p50 (ms)", "TPOT p50 (ms)", "ITL p50 (ms)", "E2E p50 (ms)", "closed"):
+        assert header in section
+    assert "TTFT/TPOT/E2E token_timestamps, ITL token_timestamps" in section
+    # factories' TTFT samples are [10, 12, 11, 15]: median 11.5 in every result
+    assert "11.5" in section

@@ -26,6 +26,7 @@ from llenergymeasure.results.views import fmt, throttle_causes, throttle_text
 #: (id, heading) of every section, in page order; tests check each is present.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("energy-throughput", "Energy per output token and throughput per configuration"),
+    ("latency", "Request latency per configuration"),
     ("batch-size", "Energy per output token against batch size"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
@@ -123,6 +124,42 @@ def _energy_throughput(groups: Sequence[ConfigGroup]) -> str:
         + f"<p>{_e(caption)}</p>"
         + _table(headers, rows, numeric={1, 2, 3, 4, 5})
     )
+
+
+def _latency(groups: Sequence[ConfigGroup]) -> str:
+    """TTFT, TPOT, ITL and E2E medians per configuration (mean over its results), with how."""
+    figures = (
+        ("TTFT", lambda r: r.inference.ttft),
+        ("TPOT", lambda r: r.inference.tpot),
+        ("ITL", lambda r: r.inference.itl),
+        ("E2E", lambda r: r.inference.request_latency),
+    )
+    rows = []
+    for g in groups:
+        first = g.first.inference
+        cells = []
+        for _, stats_of in figures:
+            if stats_of(g.first).method == "not_reported":
+                cells.append("-")
+            else:
+                cells.append(_ci(g.summary(lambda r, f=stats_of: f(r).p50_ms)))
+        methods = f"TTFT/TPOT/E2E {first.ttft.method}, ITL {first.itl.method}"
+        rows.append((g.label, first.arrival_model, str(len(g.members)), *cells, methods))
+    headers = (
+        "configuration",
+        "arrivals",
+        "n",
+        *(f"{name} p50 (ms)" for name, _ in figures),
+        "method",
+    )
+    caption = (
+        "Medians over each result's requests (ITL: over token gaps), then the mean over the "
+        f"configuration's results ± half the {CI_LEVEL:.0%} interval. TTFT = first token - "
+        "arrival; TPOT = (finish - first token) / (output tokens - 1); E2E = finish - arrival. "
+        "closed: a batch arrives when the previous one finished; all_at_once: every request at "
+        "the window start. '-': not reported (no per-token times)."
+    )
+    return f"<p>{_e(caption)}</p>" + _table(headers, rows, numeric={2, 3, 4, 5, 6})
 
 
 def _batch_size(groups: Sequence[ConfigGroup]) -> str:
@@ -257,6 +294,7 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
     notes: list[str] = []
     bodies = {
         "energy-throughput": _energy_throughput(groups),
+        "latency": _latency(groups),
         "batch-size": _batch_size(groups),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
