@@ -119,7 +119,7 @@ def test_parquet_schema_is_typed_and_documented(tmp_path: Path) -> None:
     assert str(schema.field("throttled").type) == "bool"
     assert (
         schema.field("ttft_p50_ms").metadata[b"description"]
-        == b"p50 of time to first token (per request)"
+        == b"p50 of time to first token (per request); empty when not reported"
     )
     empty = write_export([], tmp_path / "empty.parquet", "parquet")
     assert pq.read_table(empty).num_rows == 0

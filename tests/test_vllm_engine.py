@@ -191,6 +191,9 @@ def test_cli_run_vllm_then_compare_with_transformers(tmp_path: Path) -> None:
     assert compare.returncode == 0, compare.stderr
     for text in ("engine", "vllm", "transformers", "arrival model", "all_at_once", "TPOT p50"):
         assert text in compare.stdout
+    # vLLM offline reports no ITL: an empty cell, not 0 and not a ratio
+    itl_row = next(line for line in compare.stdout.splitlines() if "ITL p50" in line)
+    assert "x0" not in itl_row and " - " in itl_row
 
 
 def test_gpus_are_the_first_tensor_parallel_ranks_of_the_visible_ones(

@@ -94,14 +94,24 @@ _LATENCY_LABELS = {
 }
 
 
+def _latency_stat(kind: str, stat: str) -> Callable[[ExperimentResult], float | None]:
+    """A latency statistic, or None (empty cell) when the figure was not reported."""
+
+    def get(result: ExperimentResult) -> float | None:
+        stats = getattr(result.inference, kind)
+        return None if stats.method == "not_reported" else getattr(stats, f"{stat}_ms")
+
+    return get
+
+
 def _latency_columns(kind: str) -> list[Column]:
     label = _LATENCY_LABELS[kind]
     return [
         Column(
             f"{kind}_{stat}_ms",
             "float",
-            f"{stat} of {label}",
-            f"inference.{kind}.{stat}_ms",
+            f"{stat} of {label}; empty when not reported",
+            _latency_stat(kind, stat),
         )
         for stat in ("mean", "p50", "p90", "p95", "p99")
     ] + [
