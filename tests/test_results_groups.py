@@ -105,3 +105,27 @@ def test_interval_brackets_the_mean_and_matches_t(values: list[float]) -> None:
     assert s.ci95_low <= s.mean <= s.ci95_high
     expected = student_t_ppf(0.975, len(values) - 1) * stdev(values) / math.sqrt(len(values))
     assert math.isclose(s.half_width, expected, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_another_engines_section_does_not_enter_the_label() -> None:
+    hf = f.experiment_result(
+        experiment_id="hf",
+        config={
+            "model": "m",
+            "engine": "transformers",
+            "transformers": {"attn_implementation": "auto"},
+        },
+    )
+    vllm = [
+        f.experiment_result(
+            experiment_id=f"v{n}",
+            config={"model": "m", "engine": "vllm", "vllm": {"max_num_seqs": n, "stream": False}},
+        ).model_copy(update={"config_hash": f"bbbb00000000000{n}"})
+        for n in (4, 8)
+    ]
+    labels = sorted(g.label for g in group_by_config(_loaded(hf, *vllm)))
+    assert labels == [
+        "engine=transformers",
+        "engine=vllm, max_num_seqs=4",
+        "engine=vllm, max_num_seqs=8",
+    ]

@@ -95,13 +95,17 @@ def _labels(groups: dict[str, list[LoadedResult]]) -> dict[str, str]:
 
     per_run = {k for runs in flats.values() for k in keys if len(values(runs, k)) > 1}
     firsts = {h: runs[0] for h, runs in flats.items()}
+    # A field only some configurations have (another engine's section) varies only where its
+    # values differ among the configurations that have it.
     varying = [
-        k for k in keys if k not in per_run and len({flat.get(k) for flat in firsts.values()}) > 1
+        k
+        for k in keys
+        if k not in per_run and len({flat[k] for flat in firsts.values() if k in flat}) > 1
     ]
     labels: dict[str, str] = {}
     for config_hash, flat in firsts.items():
         if varying:
-            text = ", ".join(f"{k.rsplit('.', 1)[-1]}={flat.get(k, '-')}" for k in varying)
+            text = ", ".join(f"{k.rsplit('.', 1)[-1]}={flat[k]}" for k in varying if k in flat)
         else:
             text = flat.get("model", config_hash[:8])
         labels[config_hash] = text
