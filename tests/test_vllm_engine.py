@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -229,3 +230,15 @@ def test_precision_from_dtype_and_quantization(
     p = engine.precision()
     assert (p.weights, p.compute, p.quantization_method) == expected
     assert engine.memory_mb() == (None, None) and engine.gpu_indices() == []
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None, reason="a real vllm is installed here"
+)
+def test_cli_without_vllm_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = run_llem("run", "--engine", "vllm", "--baseline-sec", "0", "-o", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "engine 'vllm' needs the vllm package" in errors[0]
+    assert not list(tmp_path.glob("*/result.json"))
