@@ -174,3 +174,42 @@ def test_default_cache_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 def test_measure_baseline_rejects_other_sources() -> None:
     with pytest.raises(TypeError, match="EnergyMeter"):
         measure_baseline(object())
+
+
+def test_no_floor_warning_from_float_rounding(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 13: a constant estimate equal to its baseline is not 'floored at 0 J'."""
+    from llenergymeasure.domain.energy import DeviceEnergy
+    from llenergymeasure.energy.base import EnergyWindow
+
+    idle_w, duration = 0.1, 3.0
+    assert 0.3 < idle_w * duration  # 0.30000000000000004: the rounding that used to warn
+    window = EnergyWindow(
+        devices=[
+            DeviceEnergy(
+                uid="h:ram",
+                label="ram",
+                kind="ram",
+                energy_j=0.3,
+                method="estimate",
+                confidence="low",
+            ),
+            DeviceEnergy(
+                uid="h:cpu",
+                label="cpu",
+                kind="cpu",
+                energy_j=0.2,
+                method="estimate",
+                confidence="low",
+            ),
+        ],
+        duration_sec=duration,
+        warnings=[],
+        start_monotonic_sec=0.0,
+        end_monotonic_sec=duration,
+    )
+    window.apply_baseline(Baseline({"h:ram": idle_w, "h:cpu": idle_w}, "measured"))
+    floored = [w for w in window.warnings if "floored at 0 J" in w]
+    assert len(floored) == 1 and floored[0].startswith("cpu:")  # 0.2 J < 0.3 J is real
+    assert [d.adjusted_energy_j for d in window.devices] == [0.0, 0.0]

@@ -141,6 +141,7 @@ def test_short_window_warns_never_silent_zero(
     assert window.devices[0].energy_j == 0.0
     assert any("shorter than ~10 updates" in w for w in window.warnings)
     assert any("did not advance" in w and "not a measurement" in w for w in window.warnings)
+    assert window.devices[0].confidence == "low"  # like RAPL's stuck counter (issue 11 item 9)
 
 
 def test_polling_short_window_warns_about_few_samples(

@@ -8,6 +8,7 @@ samples in between (power polling, RAPL wrap tracking) are fed by the one teleme
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -58,6 +59,8 @@ class ChannelEnergy:
 
     energy_j: float
     warnings: list[str] = field(default_factory=list)
+    #: Lower than the channel's own when this window's reading is doubtful (a stuck counter).
+    confidence: Confidence | None = None
 
 
 class Channel(ABC):
@@ -121,6 +124,16 @@ class TrapezoidIntegrator:
             return self._energy_j
 
 
+#: Relative difference under which raw and idle energy count as equal (float rounding, e.g. a
+#: constant estimate whose baseline is the same power: 0.3 J against 0.1 W x 3 s).
+FLOOR_RTOL = 1e-6
+
+
+def below_idle(energy_j: float, idle_j: float) -> bool:
+    """True when raw energy is below idle energy by more than rounding (worth a warning)."""
+    return energy_j < idle_j and not math.isclose(energy_j, idle_j, rel_tol=FLOOR_RTOL, abs_tol=1e-9)
+
+
 @dataclass(frozen=True)
 class Baseline:
     """Idle power per device (by uid), and whether it was measured now, cached, or not at all."""
@@ -182,7 +195,7 @@ class EnergyWindow:
         for device in self.devices:
             idle_w = float(baseline.power_w[device.uid])
             idle_j = idle_w * self.duration_sec
-            if device.energy_j < idle_j:
+            if below_idle(device.energy_j, idle_j):
                 self.warnings.append(
                     f"{device.label}: idle-adjusted energy floored at 0 J (raw "
                     f"{device.energy_j:.3f} J < idle {idle_w:.2f} W x {self.duration_sec:.3f} s); "

@@ -75,7 +75,7 @@ class ChannelMeter(EnergyMeter):
                     name=channel.device.name,
                     energy_j=measured.energy_j,
                     method=channel.method,
-                    confidence=channel.confidence,
+                    confidence=measured.confidence or channel.confidence,
                 )
             )
         return devices, None, notes
