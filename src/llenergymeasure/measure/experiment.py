@@ -155,8 +155,9 @@ def measure_process(
         batches = [engine.prepare(b) for b in batched(mine, config.batch_size)]
         precision = engine.precision()
         # Chosen now, so that an unavailable instrument fails before minutes of warmup.
+        # The engine's own GPUs, none on CPU: [] meters no GPU (None would meter them all).
         meter = create_meter(
-            config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
+            config.energy, gpu_indices=engine.gpu_indices(), include_host=measure_host
         )
 
         try:
