@@ -184,7 +184,7 @@ def test_no_floor_warning_from_float_rounding(
     from llenergymeasure.energy.base import EnergyWindow
 
     idle_w, duration = 0.1, 3.0
-    assert 0.3 < idle_w * duration  # 0.30000000000000004: the rounding that used to warn
+    assert idle_w * duration > 0.3  # 0.30000000000000004: the rounding that used to warn
     window = EnergyWindow(
         devices=[
             DeviceEnergy(

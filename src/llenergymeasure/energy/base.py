@@ -131,7 +131,9 @@ FLOOR_RTOL = 1e-6
 
 def below_idle(energy_j: float, idle_j: float) -> bool:
     """True when raw energy is below idle energy by more than rounding (worth a warning)."""
-    return energy_j < idle_j and not math.isclose(energy_j, idle_j, rel_tol=FLOOR_RTOL, abs_tol=1e-9)
+    return energy_j < idle_j and not math.isclose(
+        energy_j, idle_j, rel_tol=FLOOR_RTOL, abs_tol=1e-9
+    )
 
 
 @dataclass(frozen=True)

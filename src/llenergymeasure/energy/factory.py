@@ -148,7 +148,9 @@ def create_meter(
         if instrument == "zeus":
             from llenergymeasure.energy.adapters import ZeusMeter
 
-            return ZeusMeter(gpu_indices, clock=clock, env=env, host=host, include_host=include_host)
+            return ZeusMeter(
+                gpu_indices, clock=clock, env=env, host=host, include_host=include_host
+            )
         from llenergymeasure.energy.adapters import CodeCarbonMeter
 
         return CodeCarbonMeter(
