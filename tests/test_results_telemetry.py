@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llenergymeasure.domain import timeseries as col
 from llenergymeasure.domain.metrics import (
     REASON_APPLICATIONS_CLOCKS_SETTING,
     REASON_GPU_IDLE,
@@ -90,7 +91,7 @@ def test_load_two_devices_and_the_throttled_window(tmp_path: Path) -> None:
 
 
 def test_missing_and_null_columns_are_tolerated(tmp_path: Path) -> None:
-    table = f.telemetry_table(drop=("temperature_c", "device", "throttle_reasons"))
+    table = f.telemetry_table(drop=(col.TEMPERATURE_C, col.DEVICE, col.CLOCK_EVENT_REASONS))
     power = table.column("power_w").to_pylist()
     power[3] = None
     table = table.set_column(table.column_names.index("power_w"), "power_w", pa.array(power))
@@ -104,7 +105,7 @@ def test_missing_and_null_columns_are_tolerated(tmp_path: Path) -> None:
 
 
 def test_without_reason_column_the_result_timestamps_are_shaded(tmp_path: Path) -> None:
-    table = f.telemetry_table(drop=("throttle_reasons",))
+    table = f.telemetry_table(drop=(col.CLOCK_EVENT_REASONS,))
     item = _experiment(tmp_path, table, thermal=f.throttled(timestamps=[4.0, 4.1, 4.2]))
     telemetry = load_telemetry(item)
     assert telemetry is not None
@@ -121,7 +122,7 @@ def test_missing_unreadable_and_absent_files(tmp_path: Path) -> None:
     (corrupt.directory / "ts.parquet").write_bytes(b"PAR1 not really")
     notes = load_telemetry(corrupt).notes  # type: ignore[union-attr]
     assert "cannot be read" in notes[0] and "ts.parquet" in notes[0]
-    no_time = _experiment(tmp_path / "c", f.telemetry_table(drop=("timestamp_sec",)))
-    assert "no timestamp_sec column" in load_telemetry(no_time).notes[0]  # type: ignore[union-attr]
+    no_time = _experiment(tmp_path / "c", f.telemetry_table(drop=(col.TIME_SEC,)))
+    assert "no time_sec column" in load_telemetry(no_time).notes[0]  # type: ignore[union-attr]
     plain = f.experiment_result()
     assert load_telemetry(LoadedResult(tmp_path / "result.json", plain)) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from llenergymeasure.domain import timeseries as columns
 from llenergymeasure.domain.metrics import (
     REASON_GPU_IDLE,
     REASON_HW_SLOWDOWN,
@@ -60,9 +61,12 @@ def test_reasons_trace_gives_flags_duration_and_timestamps(
     assert not info.hw_thermal and not info.hw_power  # HwSlowdown alone is power, not brake
     true_duration = (5.01 - 2.03) + (7.46 - 7.0)
     assert abs(info.throttle_duration_sec - true_duration) <= 0.1
-    # trace time = window time + 1 s; throttled ticks from 2.1 s to 5.0 s and 7.0 to 7.4 s
-    expected = [round(t / 10 - 1.0, 6) for t in [*range(21, 51), *range(70, 75)]]
-    assert [round(s, 6) for s in info.throttle_timestamps] == expected
+    # trace time = window time + 1 s; throttled ticks from 2.1 s to 5.0 s and 7.0 to 7.4 s,
+    # stored as intervals (start, end, cause) to the next tick; timestamps are their starts
+    spans = [(round(i.start_sec, 6), round(i.end_sec, 6), i.cause) for i in info.throttle_intervals]
+    assert spans == [(1.1, 4.1, "sw_thermal"), (6.0, 6.5, "hw_slowdown")]
+    assert info.throttle_duration_sec == pytest.approx(3.0 + 0.5)
+    assert [round(s, 6) for s in info.throttle_timestamps] == [1.1, 6.0]
     assert info.max_temperature_c == pytest.approx(40.0 + 5.0 * 11.0)  # at the window's end
     assert telemetry.measurement_window == (t0, t0 + 10.0)
 
@@ -115,22 +119,8 @@ def test_parquet_one_row_per_sample_and_device(
     path = telemetry.write_parquet(tmp_path / "out" / "timeseries.parquet")
     table = pq.read_table(path)
     assert table.num_rows == 30 * 2 == telemetry.rows
-    assert table.column_names == [
-        "tick",
-        "t_sec",
-        "monotonic_sec",
-        "device",
-        "uid",
-        "kind",
-        "power_w",
-        "energy_counter_j",
-        "temperature_c",
-        "sm_clock_mhz",
-        "memory_used_mb",
-        "utilization_pct",
-        "clock_event_reasons",
-        "throttled",
-    ]
+    assert tuple(table.column_names) == columns.COLUMNS  # the one definition (issue 11 item 2)
+    assert table.column_names[:3] == ["tick", "time_sec", "monotonic_sec"]
     rows = table.to_pylist()
     gpu0 = [r for r in rows if r["device"] == "gpu:0"]
     times = [r["monotonic_sec"] for r in gpu0]
@@ -147,6 +137,10 @@ def test_parquet_one_row_per_sample_and_device(
     assert [w["label"] for w in meta["windows"]] == ["measurement"]
     assert [d["label"] for d in meta["devices"]] == ["gpu:0", "gpu:1"]
     assert not list((tmp_path / "out").glob("*.tmp"))
+    # time runs from the measurement window's start
+    window_start = meta["windows"][0]["start_monotonic_sec"]
+    assert meta["time_origin_monotonic_sec"] == window_start
+    assert [r["time_sec"] for r in gpu0] == pytest.approx([t - window_start for t in times])
 
 
 def test_attached_running_sampler_is_the_only_thread(
