@@ -178,8 +178,8 @@ def test_sampler_stopping_mid_window_hands_polling_back_to_the_meter(
         tmp_path,
         [FakeGpu(gpu_uuid(0), power=constant(200.0), has_energy_counter=False)],
     )
-    meter = rig.meter("nvml", poll_interval_sec=0.01)
-    sampler = rig.sampler(meter)
+    meter = rig.meter("nvml", poll_interval_sec=0.1)
+    sampler = rig.sampler(meter)  # every 0.1 s: often enough, so the meter runs no thread
     meter.begin_window()
     assert not [t for t in threading.enumerate() if t.name == "llem-telemetry"]
     sampler.stop()
