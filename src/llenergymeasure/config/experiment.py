@@ -94,6 +94,19 @@ class ExperimentConfig(_Strict):
     baseline_sec: float = Field(
         default=10.0, ge=0, description="Idle-power baseline before measuring; 0 disables."
     )
+    baseline_settle_sec: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the devices rest after warmup before the idle baseline is measured "
+        "(recorded with the result).",
+    )
+    baseline_cache: bool | Literal["refresh"] = Field(
+        default=True,
+        description="true: reuse a cached idle baseline measured on the same devices and "
+        "instruments for at least baseline_sec after at least baseline_settle_sec of rest, "
+        "younger than an hour; false: always measure, never read or write the cache; "
+        "refresh: measure and replace the cached one. Not part of the config hash.",
+    )
     energy: EnergyInstrument = "auto"
     flops_method: FlopsMethodChoice = "auto"
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
@@ -117,7 +130,8 @@ class ExperimentConfig(_Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of the fields that change what is measured (not output_dir or name)."""
+        """Hash of the fields that change what is measured (not output_dir, name or
+        baseline_cache)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -128,4 +142,4 @@ class ExperimentConfig(_Strict):
 
 
 #: Fields that do not change what is measured, left out of the config hash.
-HASH_EXCLUDED = {"output_dir", "name"}
+HASH_EXCLUDED = {"output_dir", "name", "baseline_cache"}

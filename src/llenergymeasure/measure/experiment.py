@@ -179,7 +179,14 @@ def measure_process(
 
             sync()
             reporter.stage("baseline", total=config.baseline_sec or None)
-            baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
+            # After a rest (recorded), so that the devices have left warmup's power state.
+            baseline = measure_baseline(
+                meter,
+                seconds=config.baseline_sec,
+                cache=config.baseline_cache,
+                settle_sec=config.baseline_settle_sec,
+            )
+            log.info("%s", baseline.describe())
             sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
 
             reporter.stage("measurement", total=len(batches))
