@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -126,3 +127,42 @@ def test_missing_unreadable_and_absent_files(tmp_path: Path) -> None:
     assert "no time_sec column" in load_telemetry(no_time).notes[0]  # type: ignore[union-attr]
     plain = f.experiment_result()
     assert load_telemetry(LoadedResult(tmp_path / "result.json", plain)) is None
+
+
+def test_files_of_older_writers_are_read(tmp_path: Path) -> None:
+    """Issue 11 item 2: files written before the columns were shared (``t_sec``) still draw."""
+    table = f.telemetry_table()
+    table = table.rename_columns(["t_sec" if n == col.TIME_SEC else n for n in table.column_names])
+    telemetry = load_telemetry(_experiment(tmp_path, table))
+    assert telemetry is not None and telemetry.notes == []
+    assert telemetry.has(col.POWER_W) and len(telemetry.traces[0].time_sec) == 101
+
+
+def test_processes_are_drawn_on_the_first_window_start(tmp_path: Path) -> None:
+    """Issue 11 item 8: process 1's window began 3 s after process 0's; its samples (seconds
+    from its own window start) are drawn 3 s later, and so is its throttling."""
+    from datetime import timedelta
+
+    p0 = f.process_result(0, 2, timeseries_file="ts0.parquet")
+    p1 = f.process_result(
+        1,
+        2,
+        start_time=p0.start_time + timedelta(seconds=3),
+        timeseries_file="ts1.parquet",
+    )
+    result = f.experiment_result(process=p0).model_copy(update={"process_results": [p0, p1]})
+    path = save_result(result, tmp_path / "result.json")
+    pq.write_table(
+        f.telemetry_table(duration_sec=2.0, devices=("gpu:0",), throttle_windows=()),
+        tmp_path / "ts0.parquet",
+    )
+    pq.write_table(
+        f.telemetry_table(duration_sec=2.0, devices=("gpu:1",), throttle_windows=((0.0, 1.0),)),
+        tmp_path / "ts1.parquet",
+    )
+    telemetry = load_telemetry(LoadedResult(path, result))
+    assert telemetry is not None
+    gpu0, gpu1 = telemetry.traces
+    assert gpu0.time_sec[0] == 0.0 and gpu1.time_sec[0] == pytest.approx(3.0)
+    ((start, end),) = telemetry.throttled
+    assert (start, end) == (pytest.approx(3.0), pytest.approx(4.0))

@@ -14,8 +14,10 @@ from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
-#: refuse files with another major version.
-SCHEMA_VERSION = "1.0"
+#: refuse files with another major version. 1.1 added ``thermal.throttle_intervals`` (and made
+#: ``throttle_timestamps`` their starts) and ``energy.baseline``; 1.0 files load with those
+#: empty.
+SCHEMA_VERSION = "1.1"
 
 
 class DeviceInfo(DomainModel):
