@@ -63,6 +63,15 @@ class BaselineInfo(DomainModel):
         description="From the end of the idle window to the start of the measurement window.",
     )
 
+    def describe(self) -> str:
+        """One line, e.g. 'measured: 10.0 s, 100 samples, after 5 s at rest, 12 s old'."""
+        samples = f", {self.samples} samples" if self.samples is not None else ""
+        age = f", {self.age_sec:.0f} s old" if self.age_sec is not None else ""
+        return (
+            f"{self.method}: {self.duration_sec:.1f} s{samples}, after {self.settle_sec:g} s "
+            f"at rest{age}"
+        )
+
     @classmethod
     def combine(cls, infos: Sequence[BaselineInfo]) -> BaselineInfo | None:
         """Several processes' baselines as one, each figure at its least favourable."""
