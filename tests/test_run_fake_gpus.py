@@ -105,3 +105,55 @@ def test_report_draws_the_power_trace_of_a_real_run(
         html,
     )
     assert "column" not in re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+
+
+@pytest.fixture(scope="module")
+def gpu0_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Rig]]:
+    """One `llem run` whose engine occupies (fake) GPU 0 of two; NVML counters in real time."""
+    import time
+
+    from llenergymeasure.measure import experiment
+    from tests.fakes.fake_gpu_engine import FakeGpuEngine
+    from tests.fakes.fake_pynvml import FakePynvml, install
+    from tests.fakes.traces import constant
+
+    tmp_path = tmp_path_factory.mktemp("gpu0")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        rig = make_rig(monkeypatch, tmp_path)
+        gpus = [FakeGpu(gpu_uuid(0), power=constant(250.0)), FakeGpu(gpu_uuid(1))]
+        rig.nvml = install(monkeypatch, FakePynvml(gpus, time.monotonic))  # type: ignore[arg-type]
+        monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path / "cache"))
+        monkeypatch.setattr(builtin_models, "cache_root", lambda: SHARED_MODELS)
+        monkeypatch.setattr(experiment, "create_engine", FakeGpuEngine)
+        monkeypatch.setattr(experiment, "_device_names", lambda engine: [gpus[0].name])
+        config = tmp_path / "exp.yaml"
+        config.write_text(CONFIG.replace("device_map: cpu\n", ""))
+        out = tmp_path / "out"
+        done = CliRunner().invoke(
+            app, ["run", str(config), "-o", str(out), "-q", "--no-baseline-cache"]
+        )
+        assert done.exit_code == 0, done.output
+        yield out, rig
+
+
+def test_gpu_run_meters_its_gpu_only_and_the_report_draws_it(
+    gpu0_run: tuple[Path, Rig], tmp_path: Path
+) -> None:
+    """Items 1 and 2 with a GPU in use: only GPU 0 of two is metered (by its NVML counter,
+    250 W x the window), and the report draws gpu:0's power from the run's own file."""
+    out, _ = gpu0_run
+    (path,) = out.glob("*/result.json")
+    result = load_result(path)
+    gpus = [d for d in result.energy.devices if d.kind == "gpu"]
+    assert [(d.uid, d.method) for d in gpus] == [(gpu_uuid(0), "nvml_energy_counter")]
+    duration = result.energy.duration_sec
+    assert gpus[0].energy_j == pytest.approx(250.0 * duration, rel=0.02, abs=0.5)
+    assert gpus[0].baseline_power_w == pytest.approx(250.0, rel=0.02)  # it never rests here
+    table = pq.read_table(path.parent / "timeseries.parquet")
+    rows = [r for r in table.to_pylist() if r[columns.DEVICE] == "gpu:0"]
+    assert rows and {r[columns.POWER_W] for r in rows} == {250.0}
+    html_path = tmp_path / "report.html"
+    done = CliRunner().invoke(app, ["report", str(out), "-o", str(html_path)])
+    assert done.exit_code == 0, done.output
+    html = html_path.read_text()
+    assert f'alt="power and temperature of {path.parent.name}"' in html

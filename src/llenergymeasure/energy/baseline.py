@@ -93,7 +93,7 @@ class BaselineCache:
             if not math.isfinite(power) or power < 0:
                 return None, ""
             if not 0 <= age <= ttl_sec:
-                return None, f"for {key} is {age:.0f} s old (> {ttl_sec:.0f} s)"
+                return None, ""  # expired: measured again, as expected (not a caveat)
             if duration < min_duration_sec * (1 - _DURATION_SLACK):
                 return None, (
                     f"for {key} was measured for {duration:.1f} s, less than the "
