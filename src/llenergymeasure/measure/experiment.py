@@ -178,7 +178,10 @@ def measure_process(
                 )
 
             sync()
-            reporter.stage("baseline", total=config.baseline_sec or None)
+            idle_sec = (
+                config.baseline_sec + config.baseline_settle_sec if config.baseline_sec else 0
+            )
+            reporter.stage("baseline", total=idle_sec or None)
             # After a rest (recorded), so that the devices have left warmup's power state.
             baseline = measure_baseline(
                 meter,
