@@ -229,3 +229,23 @@ def test_missing_values_are_nulls_and_empty_runs_write(
     empty = TelemetrySampler([], 0.1).start(background=False).stop()
     assert pq.read_table(empty.write_parquet(tmp_path / "empty.parquet")).num_rows == 0
     assert not empty.thermal.detected and empty.thermal.max_temperature_c is None
+
+
+def test_long_throttling_is_one_interval_not_a_timestamp_per_sample(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 8: ten minutes throttled at 10 Hz is one (start, end, cause) interval and
+    one timestamp (6000 timestamps before)."""
+    gpus = [FakeGpu(gpu_uuid(0), reasons=lambda t: REASON_SW_POWER_CAP)]
+    rig = make_rig(monkeypatch, tmp_path, gpus)
+    meter = rig.meter("nvml")
+    sampler = rig.sampler(meter, 0.1)
+    meter.begin_window()
+    sampler.sample_once()
+    rig.run(sampler, 600.0)
+    meter.end_window()
+    info = sampler.stop().thermal
+    ((start, end, cause),) = [(i.start_sec, i.end_sec, i.cause) for i in info.throttle_intervals]
+    assert (start, cause) == (0.0, "sw_power_cap") and end == pytest.approx(600.0)
+    assert info.throttle_timestamps == [0.0]
+    assert info.throttle_duration_sec == pytest.approx(600.0) and info.power

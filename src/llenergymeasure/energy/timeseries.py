@@ -17,8 +17,9 @@ from typing import Any
 
 from llenergymeasure.domain import timeseries as col
 from llenergymeasure.domain.intervals import (
+    ThrottleCause,
     ThrottleInterval,
-    merge_throttle_intervals,
+    merge_intervals,
     union_sec,
 )
 from llenergymeasure.domain.metrics import (
@@ -130,7 +131,7 @@ class Telemetry:
                 max_temperature = temp if max_temperature is None else max(max_temperature, temp)
         times = self.tick_times
         mask_in_window = 0
-        pieces: list[ThrottleInterval] = []
+        pieces: dict[ThrottleCause, list[tuple[float, float]]] = {}
         for k, t_k in enumerate(times):
             mask = tick_mask.get(k, 0)
             seg_end = times[k + 1] if k + 1 < len(times) else max(end, t_k)
@@ -138,12 +139,17 @@ class Telemetry:
             if overlap < 0 or (overlap == 0 and not start <= t_k <= end):
                 continue
             mask_in_window |= mask
-            a, b = max(t_k, start) - start, min(seg_end, end) - start
-            pieces += [
+            span = (max(t_k, start) - start, min(seg_end, end) - start)
+            for cause in throttle_causes(mask & THROTTLING_REASONS_MASK):
+                pieces.setdefault(cause, []).append(span)
+        intervals = sorted(
+            (
                 ThrottleInterval(start_sec=a, end_sec=b, cause=cause)
-                for cause in throttle_causes(mask & THROTTLING_REASONS_MASK)
-            ]
-        intervals = merge_throttle_intervals(pieces)
+                for cause, spans in pieces.items()
+                for a, b in merge_intervals(spans)  # an hour throttled: one interval, not 36k
+            ),
+            key=lambda i: (i.start_sec, i.cause),
+        )
         flags = ThermalThrottleInfo.from_reasons(mask_in_window)
         return ThermalThrottleInfo(
             sw_thermal=flags.sw_thermal,
