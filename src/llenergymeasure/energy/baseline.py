@@ -224,11 +224,14 @@ def _idle_window(
     try:
         meter.begin_window(label="baseline")
         try:
-            left = seconds
-            while left > 1e-9:
-                step = min(interval, left)
+            # Paced by the meter's clock, so that sampling costs do not stretch the window;
+            # at most one step per interval, so that a sleep that does not move it still ends.
+            deadline = meter.clock() + seconds
+            for _ in range(math.ceil(seconds / interval - 1e-9)):
+                step = min(interval, deadline - meter.clock())
+                if step <= 1e-9:
+                    break
                 sleep(step)
-                left -= step
                 sampler.sample_once()
         finally:
             window = meter.end_window()
