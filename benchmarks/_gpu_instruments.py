@@ -357,6 +357,7 @@ def record_instruments(
     return {
         "gpu": gpu.name,
         "window_sec": window.duration_sec,
+        "window_monotonic_sec": [window.start_monotonic_sec, window.end_monotonic_sec],
         "phases": vars(phases),
         "energies_j": energies,
         "smi_samples": len(smi.samples()) if smi is not None else 0,
@@ -386,7 +387,8 @@ def _zeus_meter(notes: list[str]) -> Any:
     try:
         return create_meter("zeus", gpu_indices=[0])
     except (LlemError, ImportError) as exc:
-        notes.append(f"zeus skipped: {exc}")
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        notes.append(f"zeus skipped: {exc}{cause}")
         return None
 
 

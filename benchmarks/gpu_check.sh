@@ -46,6 +46,6 @@ if [[ -n ${OUT:-} && -d ${OUT:-} ]]; then
     cp "$RESULTS/summary.md" "$RESULTS/gpu_check.log" "$OUT/" 2>/dev/null
     [[ -f $RESULTS/runs.md ]] && cp "$RESULTS/runs.md" "$OUT/"
     tar -czf "$OUT/gpu-check.tar.gz" -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")"
-    echo "copied summary.md, runs.md, gpu_check.log and gpu-check.tar.gz to $OUT"
+    echo "copied summary.md, runs.md, gpu_check.log and gpu-check.tar.gz to $OUT" >&2
 fi
 exit "$status"
