@@ -10,106 +10,35 @@ One recording of idle / busy / idle / on-off square wave / idle phases is read a
 - a fast poller (every few ms) of the raw counter and power readings, from which the counter's
   real update period and the delay of the power reading after a step (on, then off) are found.
 
-The analysis functions at the top are pure (tests/test_gpu_check.py checks them).
+The pure analysis lives in _gpu_analysis.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
-import math
 import statistics
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-Samples = list[tuple[float, float]]  # (seconds, watts) in time order
-
-# ---- analysis (pure) ------------------------------------------------------------------------
-
-
-def parse_smi_line(line: str) -> tuple[float, float] | None:
-    """(wall-clock seconds, watts) of one ``timestamp, power.draw`` CSV line; None if not one."""
-    parts = [p.strip() for p in line.split(",")]
-    if len(parts) != 2:
-        return None
-    try:
-        wall = datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
-        watts = float(parts[1])
-    except ValueError:  # "[N/A]", a header, a partial line
-        return None
-    return wall, watts
-
-
-def integrate_clipped(samples: Samples, t0: float, t1: float) -> float | None:
-    """Energy (J) of power samples over [t0, t1]: trapezoid rule, linear interpolation at the
-    edges; None when the samples do not cover both edges."""
-    if t1 <= t0 or len(samples) < 2 or samples[0][0] > t0 or samples[-1][0] < t1:
-        return None
-
-    def at(t: float) -> float:
-        for (ta, pa), (tb, pb) in itertools.pairwise(samples):
-            if ta <= t <= tb:
-                return pa if tb == ta else pa + (pb - pa) * (t - ta) / (tb - ta)
-        raise AssertionError("covered above")
-
-    points = [(t0, at(t0)), *[(t, p) for t, p in samples if t0 < t < t1], (t1, at(t1))]
-    pairs = itertools.pairwise(points)
-    return math.fsum(0.5 * (pa + pb) * (tb - ta) for (ta, pa), (tb, pb) in pairs)
-
-
-def counter_updates(times: Sequence[float], counter_mj: Sequence[float]) -> list[float]:
-    """The times at which a cumulative counter was seen to change."""
-    return [t for i, t in enumerate(times) if i and counter_mj[i] != counter_mj[i - 1]]
-
-
-def update_periods(change_times: Sequence[float]) -> list[float]:
-    """Intervals between successive counter changes."""
-    return [b - a for a, b in itertools.pairwise(change_times)]
-
-
-def counter_power(times: Sequence[float], counter_mj: Sequence[float]) -> Samples:
-    """Power (W) implied by a cumulative mJ counter, stamped at the end of each update."""
-    changes = [i for i in range(1, len(times)) if counter_mj[i] != counter_mj[i - 1]]
-    out: Samples = []
-    for a, b in itertools.pairwise(changes):
-        dt = times[b] - times[a]
-        if dt > 0:
-            out.append((times[b], (counter_mj[b] - counter_mj[a]) / 1000.0 / dt))
-    return out
-
-
-def step_delay(
-    samples: Samples, edge: float, before: tuple[float, float], after: tuple[float, float]
-) -> float | None:
-    """Seconds from ``edge`` until the readings cross halfway between their median level in
-    ``before`` and in ``after`` (two (start, end) spans); None when no clear step or no crossing."""
-    lo = [p for t, p in samples if before[0] <= t <= before[1]]
-    hi = [p for t, p in samples if after[0] <= t <= after[1]]
-    if not lo or not hi:
-        return None
-    a, b = statistics.median(lo), statistics.median(hi)
-    if abs(b - a) < 1e-9 or abs(b - a) < 0.05 * max(abs(a), abs(b)):
-        return None
-    half = (a + b) / 2
-    for t, p in samples:
-        if t >= edge and (p - half) * (b - a) >= 0:
-            return t - edge
-    return None
-
-
-def relative_diff(value: float | None, reference: float | None) -> float | None:
-    """(value - reference) / reference, None when either is missing or the reference is 0."""
-    if value is None or reference is None or reference == 0:
-        return None
-    return (value - reference) / reference
-
+from _gpu_analysis import (
+    Samples,
+    counter_power,
+    counter_updates,
+    integrate_clipped,
+    median_in,
+    median_step,
+    parse_smi_line,
+    quantile,
+    relative_diff,
+    step_delay,
+    update_periods,
+)
 
 # ---- loads ----------------------------------------------------------------------------------
 
@@ -327,7 +256,12 @@ def record_instruments(
         counter_meter.begin_window(sync=load.sync)
         poll_meter.begin_window()
         if zeus is not None:
-            zeus.begin_window(sync=load.sync)
+            try:
+                zeus.begin_window(sync=load.sync)
+            except Exception as exc:  # an optional instrument must not cost the others
+                notes.append(f"zeus skipped: begin_window failed: {exc}")
+                zeus.close()
+                zeus = None
         wall_t0 = time.time()
         _play(load, phases, rec)
         wall_t1 = time.time()
@@ -335,8 +269,11 @@ def record_instruments(
         energies["nvml_energy_counter"] = window.energy_j(gpu.label)
         energies["nvml_power_polling"] = poll_meter.end_window().energy_j(gpu.label)
         if zeus is not None:
-            zeus_window = zeus.end_window(sync=load.sync)
-            energies["zeus"] = sum(d.energy_j for d in zeus_window.devices if d.kind == "gpu")
+            try:
+                zeus_window = zeus.end_window(sync=load.sync)
+                energies["zeus"] = sum(d.energy_j for d in zeus_window.devices if d.kind == "gpu")
+            except Exception as exc:
+                notes.append(f"zeus failed: end_window: {exc}")
         time.sleep(0.3)  # samples after the edge, for the clipped integral
     finally:
         stop.set()
@@ -361,7 +298,7 @@ def record_instruments(
         "phases": vars(phases),
         "energies_j": energies,
         "smi_samples": len(smi.samples()) if smi is not None else 0,
-        "smi_period_sec": _median_step([t for t, _ in smi.samples()]) if smi else None,
+        "smi_period_sec": median_step([t for t, _ in smi.samples()]) if smi else None,
         "assumed_counter_update_sec": COUNTER_UPDATE_SEC,
         "load_flops": load.flops_done,
         "load_busy_sec": load.busy_sec,
@@ -373,11 +310,6 @@ def record_instruments(
             "edges": rec.edges,
         },
     }
-
-
-def _median_step(times: Sequence[float]) -> float | None:
-    steps = update_periods(list(times))
-    return statistics.median(steps) if steps else None
 
 
 def _zeus_meter(notes: list[str]) -> Any:
@@ -411,31 +343,19 @@ def analyse(raw: dict[str, Any]) -> dict[str, Any]:
             if name != "nvml_energy_counter"
         },
         "counter_update_median_sec": statistics.median(periods) if periods else None,
-        "counter_update_p90_sec": _quantile(periods, 0.9),
+        "counter_update_p90_sec": quantile(periods, 0.9),
         "counter_updates_seen": len(periods),
-        "fast_poll_median_sec": _median_step(times),
+        "fast_poll_median_sec": median_step(times),
         "power_rise_delay_sec": step_delay(power, on, idle_span, busy_span),
         "power_fall_delay_sec": step_delay(power, off, busy_span, after_span),
         "counter_rise_delay_sec": step_delay(from_counter, on, idle_span, busy_span),
         "counter_fall_delay_sec": step_delay(from_counter, off, busy_span, after_span),
-        "idle_power_w": _median_in(power, idle_span),
-        "busy_power_w": _median_in(power, busy_span),
+        "idle_power_w": median_in(power, idle_span),
+        "busy_power_w": median_in(power, busy_span),
         "load_tflops": raw["load_flops"] / raw["load_busy_sec"] / 1e12
         if raw["load_busy_sec"] and raw["load_flops"]
         else None,
     }
-
-
-def _quantile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _median_in(samples: Samples, span: tuple[float, float]) -> float | None:
-    inside = [p for t, p in samples if span[0] <= t <= span[1]]
-    return statistics.median(inside) if inside else None
 
 
 def run(

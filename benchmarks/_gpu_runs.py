@@ -175,7 +175,7 @@ def telemetry_gpu_energy(path: Path) -> tuple[float | None, int]:
     """GPU energy (J) over the measurement window from the telemetry file's power samples (the
     writer's own columns and window edges), and the number of GPU samples in the file."""
     import pyarrow.parquet as pq
-    from _gpu_instruments import integrate_clipped
+    from _gpu_analysis import integrate_clipped
 
     from llenergymeasure.energy.timeseries import read_parquet_metadata
 

@@ -25,7 +25,7 @@ from tests.fakes.gpu_process import read_mirror
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import _gpu_instruments as gi
+import _gpu_analysis as gi
 from _gpu_summary import Summary, fmt, pct
 
 # ---- analysis maths -----------------------------------------------------------------------------
