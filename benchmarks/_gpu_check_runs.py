@@ -63,7 +63,9 @@ def part_runs(p: Platform, out: Path, summary: Summary, budget: Budget) -> dict[
                 )
                 continue
             config = p.work.config(dtype, bs, n_batches * bs)
-            run = runs.llem_run(p.llem, config, name, out, timeout_sec=min(3 * est, budget.left()))
+            limit = min(3 * est, budget.left())
+            run = runs.llem_run(p.llem, config, name, out, timeout_sec=limit)
+            run["budget_cut"] = "timed out" in run.get("error", "") and limit < 3 * est
             run.update(dtype=dtype, batch_size=bs, bare_sec_per_batch=spb)
             state["runs"].append(run)
             _summarise_run(p, run, summary)
@@ -75,7 +77,7 @@ def part_runs(p: Platform, out: Path, summary: Summary, budget: Budget) -> dict[
             "3 runs",
             "telemetry file read back by llem report's reader",
             f"power traces in {len(done) - len(blind)} of {len(done)} runs"
-            + (f" | {notes[0][-60:]}" if blind and notes else ""),
+            + (f"; {notes[0][-60:]}" if blind and notes else ""),
             "power traces in every run",
             "FAIL" if blind else "ok",
         )
@@ -110,7 +112,10 @@ def _short(dtype: str) -> str:
 def _summarise_run(p: Platform, run: dict[str, Any], summary: Summary) -> None:
     check = f"llem run {run['name']}"
     if "error" in run:
-        summary.add("3 runs", check, run["error"][:90], "a result", "FAIL")
+        if run.get("budget_cut"):  # stopped by the time budget, not by a fault of the run
+            summary.add("3 runs", check, f"skipped: {run['error']} (budget)", "a result", "skip")
+        else:
+            summary.add("3 runs", check, run["error"][:90], "a result", "FAIL")
         return
     r = run["record"]
     problems: list[str] = []
@@ -143,7 +148,7 @@ def _summarise_run(p: Platform, run: dict[str, Any], summary: Summary) -> None:
         f"MFU {pct(mfu, 2)}, {duration:.0f} s"
     )
     if problems or warns:
-        value += " | " + "; ".join(problems + warns)
+        value += "; " + "; ".join(problems + warns)
     summary.add(
         "3 runs",
         check,

@@ -55,9 +55,9 @@ class Summary:
 
     def markdown(self) -> str:
         lines = ["| part | check | value | expected | status |", "|---|---|---|---|---|"]
-        lines += [
-            f"| {r.part} | {r.check} | {r.value} | {r.expected} | {r.status} |" for r in self.rows
-        ]
+        for r in self.rows:
+            cells = [c.replace("|", "\\|") for c in (r.part, r.check, r.value, r.expected)]
+            lines.append("| " + " | ".join([*cells, r.status]) + " |")
         return "\n".join(lines) + "\n"
 
     def table(self) -> str:
