@@ -317,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dry_run and args.model == "builtin:llama-1b":
         args.model = None
+    if not args.dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("gpu_check: no CUDA device here; use --dry-run to play the check on a CPU")
+            return 2
     out = args.out or Path(f"gpu-check-{time.strftime('%Y%m%dT%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()

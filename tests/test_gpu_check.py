@@ -230,3 +230,21 @@ def _trace_energy(points: list[tuple[float, float]], t0: float, t1: float) -> fl
         if hi > lo:
             total += watts * (hi - lo)
     return total
+
+
+def test_the_real_check_refuses_a_machine_without_cuda(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py", "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=source_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "no CUDA device here; use --dry-run" in proc.stdout
+    assert not (tmp_path / "out").exists()
