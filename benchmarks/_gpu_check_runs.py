@@ -23,6 +23,7 @@ def part_runs(p: Platform, out: Path, summary: Summary, budget: Budget) -> dict[
         started = time.monotonic()
         path = builtin.builtin_path(p.work.model)
         took = time.monotonic() - started
+        runs.free_memory()  # a build on the GPU leaves its blocks in torch's cache
         size_gb = sum(f.stat().st_size for f in path.iterdir()) / 1e9
         summary.add(
             "3 runs",
@@ -99,7 +100,10 @@ def part_runs(p: Platform, out: Path, summary: Summary, budget: Budget) -> dict[
             "ok" if report.returncode == 0 and size > 10_000 else "FAIL",
         )
         listing = subprocess.run(
-            [*p.llem, "results", "list", str(out / "runs")], capture_output=True, text=True
+            [*p.llem, "results", "list", str(out / "runs")],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         (out / "results_list.txt").write_text(listing.stdout + listing.stderr)
     return state
