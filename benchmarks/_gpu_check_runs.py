@@ -220,6 +220,6 @@ def part_harness(p: Platform, out: Path, summary: Summary, budget: Budget, state
         "4 harness",
         f"harness/bare tok/s ({_short(dtype)} bs{bs}, {rounds} rounds)",
         f"median {ratio:.3f} (" + ", ".join(f"{r['ratio']:.3f}" for r in figures["rounds"]) + ")",
-        ">= 0.97",
-        "ok" if ratio >= 0.97 else "warn" if ratio >= 0.9 else "FAIL",
+        ">= 0.97" if not p.dry_run else "a ratio (a shared CPU: information only)",
+        "info" if p.dry_run else "ok" if ratio >= 0.97 else "warn" if ratio >= 0.9 else "FAIL",
     )

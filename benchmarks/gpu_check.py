@@ -250,7 +250,8 @@ def part_instruments(p: Platform, out: Path, summary: Summary) -> None:
             status,
         )
     for note in figures["notes"]:
-        summary.add("2 instruments", "note", note[:90], "", "skip" if "skipped" in note else "warn")
+        status = "skip" if "skipped" in note else "warn"
+        summary.add("2 instruments", "note", note[:160], "", status)
     period = figures["counter_update_median_sec"]
     summary.add(
         "2 instruments",
