@@ -240,3 +240,51 @@ def recompute_set(found: ResultSet, overrides: FootprintOverrides) -> ResultSet:
         loaded=[recompute_item(item, overrides) for item in found.loaded],
         problems=list(found.problems),
     )
+
+
+def _price(usd: float | None, count: int, unit: str) -> str | None:
+    return None if usd is None else f"{usd:g} USD/{unit}-h x {count} {unit}"
+
+
+def footprint_rows(result: ExperimentResult) -> list[tuple[str, Any, str]]:
+    """(figure, value, provenance) rows of carbon and cost, for `llem results show`."""
+    rows: list[tuple[str, Any, str]] = []
+    carbon, cost = result.carbon, result.cost
+    if carbon is not None:
+        i = carbon.intensity
+        how = (
+            f"{carbon.energy_basis} energy x PUE {carbon.pue:g} x {i.value_g_per_kwh:.4g} "
+            f"{i.unit} ({carbon.confidence} confidence)"
+        )
+        where = " ".join(x for x in (i.region, f"({i.region_name})" if i.region_name else "") if x)
+        year = f", {i.year}" if i.year is not None else ""
+        rows += [
+            ("gCO2e per output token", carbon.co2e_per_output_token_g, how),
+            ("gCO2e of the window", carbon.co2e_g, how),
+            (
+                f"grid intensity ({i.unit})",
+                i.value_g_per_kwh,
+                f"{where + ': ' if where else ''}{i.source}{year}; {i.method} "
+                f"({i.confidence} confidence)",
+            ),
+            ("PUE", carbon.pue, "carbon.pue"),
+            ("energy for carbon (kWh)", carbon.energy_kwh, carbon.energy_basis),
+        ]
+        if carbon.notes:
+            rows.append(("carbon notes", "; ".join(carbon.notes), ""))
+    if cost is not None:
+        prices = [
+            _price(cost.usd_per_gpu_hour, cost.gpu_count, "GPU"),
+            _price(cost.usd_per_node_hour, cost.node_count, "node"),
+        ]
+        how = (
+            " + ".join(p for p in prices if p)
+            + f" over the {cost.duration_sec:.4g} s window (GPUs {cost.gpu_count_source})"
+        )
+        rows += [
+            ("USD per million output tokens", cost.cost_per_million_output_tokens_usd, how),
+            ("USD of the window", cost.cost_usd, how),
+        ]
+        if cost.notes:
+            rows.append(("cost notes", "; ".join(cost.notes), ""))
+    return rows
