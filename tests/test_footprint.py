@@ -224,7 +224,8 @@ def test_recompute_for_another_region_changes_only_carbon_fields() -> None:
     assert again.model_dump(exclude={"carbon"}) == stored.model_dump(exclude={"carbon"})
     priced = recompute(stored, FootprintOverrides(usd_per_gpu_hour=4.0))
     assert _changed(stored, priced) <= COST_COLUMNS and priced.carbon == stored.carbon
-    assert priced.cost is not None and priced.cost.cost_usd == pytest.approx(2 * stored.cost.cost_usd)  # type: ignore[union-attr]
+    assert priced.cost is not None and stored.cost is not None
+    assert priced.cost.cost_usd == pytest.approx(2 * stored.cost.cost_usd)
     assert recompute(stored, FootprintOverrides()) is stored
 
 
