@@ -129,3 +129,19 @@ def test_export_and_report_recompute(
     )  # fmt: skip
     assert compared.returncode == 0, compared.stderr
     assert "gCO2e per output token" in compared.stdout and "USD per 1M" in compared.stdout
+
+
+def test_unknown_region_fails_before_measuring(tmp_path: Path) -> None:
+    from llenergymeasure.config.study import StudyConfig
+    from llenergymeasure.errors import ConfigError
+    from llenergymeasure.study.runner import run_study
+
+    config = {"output_dir": str(tmp_path / "r"), "carbon": {"region": "ZZ"}}
+    with pytest.raises(ConfigError, match="carbon.region: 'ZZ'"):
+        run_experiment(config)
+    study = StudyConfig.model_validate(
+        {"base": {"n_prompts": 4}, "sweep": {"carbon.region": ["FR", "ZZ"]}}
+    )
+    with pytest.raises(ConfigError, match="carbon.region: 'ZZ'"):
+        run_study(study, output_dir=tmp_path / "s")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
