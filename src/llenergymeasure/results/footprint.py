@@ -130,6 +130,10 @@ def footprint(result: ExperimentResult) -> ExperimentResult:
     )
 
 
+_CARBON_FACTORS = ("region", "intensity_g_per_kwh", "pue", "energy_basis")
+_COST_FACTORS = ("usd_per_gpu_hour", "usd_per_node_hour", "gpu_count")
+
+
 @dataclass(frozen=True)
 class FootprintOverrides:
     """Factors given on the command line; None keeps what the result was computed with."""
@@ -144,28 +148,23 @@ class FootprintOverrides:
 
     @property
     def carbon_given(self) -> bool:
-        return any(
-            getattr(self, n) is not None
-            for n in ("region", "intensity_g_per_kwh", "pue", "energy_basis")
-        )
+        return any(getattr(self, n) is not None for n in _CARBON_FACTORS)
 
     @property
     def cost_given(self) -> bool:
-        return any(
-            getattr(self, n) is not None
-            for n in ("usd_per_gpu_hour", "usd_per_node_hour", "gpu_count")
-        )
+        return any(getattr(self, n) is not None for n in _COST_FACTORS)
 
     @property
     def any_given(self) -> bool:
         return self.carbon_given or self.cost_given
 
-    def describe(self) -> str:
-        """e.g. 'region=FR, pue=1.2' (the flags given)."""
+    def describe(self, part: str = "") -> str:
+        """e.g. 'region=FR, pue=1.2': the factors given (of ``part``: 'carbon' or 'cost')."""
+        names = {"carbon": _CARBON_FACTORS, "cost": _COST_FACTORS}.get(part)
         return ", ".join(
             f"{f.name}={getattr(self, f.name)}"
             for f in fields(self)
-            if getattr(self, f.name) is not None
+            if getattr(self, f.name) is not None and (names is None or f.name in names)
         )
 
 
@@ -200,26 +199,18 @@ def recompute(result: ExperimentResult, overrides: FootprintOverrides) -> Experi
         return result
     update: dict[str, Any] = {}
     if overrides.carbon_given:
-        carbon_update = {
-            k: v
-            for k in ("region", "intensity_g_per_kwh", "pue", "energy_basis")
-            if (v := getattr(overrides, k)) is not None
-        }
+        carbon_update = {k: v for k in _CARBON_FACTORS if (v := getattr(overrides, k)) is not None}
         if overrides.region is not None and overrides.intensity_g_per_kwh is None:
             carbon_update["intensity_g_per_kwh"] = None
         settings = _merged(carbon_settings(result.config), carbon_update, _FLAGS)
         carbon = carbon_of(result, settings)
-        carbon.notes.append(f"recomputed from stored energy ({overrides.describe()})")
+        carbon.notes.append(f"recomputed from stored energy ({overrides.describe('carbon')})")
         update["carbon"] = carbon
     if overrides.cost_given:
-        cost_update = {
-            k: v
-            for k in ("usd_per_gpu_hour", "usd_per_node_hour", "gpu_count")
-            if (v := getattr(overrides, k)) is not None
-        }
+        cost_update = {k: v for k in _COST_FACTORS if (v := getattr(overrides, k)) is not None}
         cost = cost_of(result, _merged(cost_settings(result.config), cost_update, _FLAGS))
         if cost is not None:
-            cost.notes.append(f"recomputed from stored time ({overrides.describe()})")
+            cost.notes.append(f"recomputed from stored time ({overrides.describe('cost')})")
         update["cost"] = cost
     return result.model_copy(update=update)
 

@@ -211,7 +211,9 @@ def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
         "USD/1M out tok",
         "prices",
     )
-    rows, world = [], 0
+    rows: list[tuple[str, ...]] = []
+    world = 0
+    recomputed: set[str] = set()
     for g in groups:
         for m in g.members:
             r, c, cost = m.result, m.result.carbon, m.result.cost
@@ -220,9 +222,12 @@ def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
                 continue
             i = c.intensity
             world += i.method == "world_average"
+            recomputed.update(
+                n for n in c.notes + (cost.notes if cost else []) if "recomputed" in n
+            )
             prices = (
                 [
-                    f"{p:g} USD/{unit}-h x {n}"
+                    f"{p:g} USD/{unit}-h x {n} {unit}"
                     for p, unit, n in (
                         (cost.usd_per_gpu_hour, "GPU", cost.gpu_count),
                         (cost.usd_per_node_hour, "node", cost.node_count),
@@ -240,7 +245,7 @@ def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
                     fmt(c.co2e_g),
                     f"{fmt(i.value_g_per_kwh)} {i.unit}",
                     fmt(i.region),
-                    f"{i.source} ({fmt(i.year)}; {i.method})",
+                    f"{i.source} ({i.year if i.year is not None else 'year unknown'}; {i.method})",
                     fmt(c.pue),
                     c.energy_basis,
                     c.confidence,
@@ -254,6 +259,8 @@ def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
         "--region FR` (or --intensity, --pue, --usd-per-gpu-hour) redraws them without rerunning."
     )
     text = f"<p>{_e(caption)}</p>" + _table(headers, rows, numeric={2, 3, 7, 10})
+    for note in sorted(recomputed):
+        text += _note(f"For this report: {note}; the result files hold the run's own figures.")
     if world:
         text += _note(
             f"{world} result(s) use the world-average intensity (no region given): low confidence."
