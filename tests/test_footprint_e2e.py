@@ -145,3 +145,22 @@ def test_unknown_region_fails_before_measuring(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="carbon.region: 'ZZ'"):
         run_study(study, output_dir=tmp_path / "s")
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()
+
+
+def test_run_summary_shows_carbon_and_cost(measured: tuple[Path, ExperimentResult]) -> None:
+    from llenergymeasure.cli.run_cmd import summary_table
+
+    _, result = measured
+    table = summary_table(result)
+    cells = {
+        str(label): (value, how)
+        for label, value, how in zip(
+            table.columns[0].cells, table.columns[1].cells, table.columns[2].cells, strict=True
+        )
+    }
+    assert result.carbon is not None and result.cost is not None
+    value, how = cells["carbon per output token"]
+    assert value == f"{result.carbon.co2e_per_output_token_g:.4g} gCO2e"
+    assert "DEU: 380.9 gCO2e/kWh x PUE 1.2" in str(how)
+    value, _ = cells["cost per 1M output tokens"]
+    assert value == f"{result.cost.cost_per_million_output_tokens_usd:.4g} USD"
