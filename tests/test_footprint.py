@@ -277,3 +277,20 @@ def test_settings_from_results_without_sections() -> None:
     result = f.experiment_result()
     assert carbon_of(result, CarbonSettings()).intensity.method == "world_average"
     assert cost_of(result, CostSettings()) is None
+
+
+@given(
+    f.experiment_results(),
+    st.sampled_from([None, "FR", "US-TX", "SE3", "CN-BJ", "WORLD"]),
+    st.floats(min_value=1.0, max_value=3.0),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=100)),
+)
+def test_any_result_with_footprint_round_trips_losslessly(
+    result: ExperimentResult, region: str | None, pue: float, price: float | None
+) -> None:
+    config = {"carbon": {"region": region, "pue": pue}, "cost": {"usd_per_gpu_hour": price}}
+    withfp = footprint(result.model_copy(update={"config": config}))
+    assert withfp.carbon is not None and (withfp.cost is None) == (price is None)
+    text = withfp.model_dump_json()
+    assert ExperimentResult.model_validate_json(text) == withfp
+    assert ExperimentResult.model_validate(json.loads(text)).model_dump_json() == text
