@@ -96,11 +96,11 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
 
 
 def test_schema_1_0_files_still_load(tmp_path: Path) -> None:
-    """Issue 11: schema 1.1 added throttle intervals and baseline provenance; a 1.0 file (no
+    """Issue 11: schema 1.2 added throttle intervals and baseline provenance; a 1.0 file (no
     such keys) loads with them empty, and its per-sample throttle timestamps are kept."""
     result = f.experiment_result()
     data = json.loads(result.model_dump_json())
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.2"
     data["schema_version"] = "1.0"
     for holder in [data, *data["process_results"]]:
         holder["thermal"].pop("throttle_intervals")

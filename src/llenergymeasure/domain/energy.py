@@ -123,7 +123,7 @@ class EnergyMetrics(DomainModel):
     baseline: BaselineInfo | None = Field(
         default=None,
         description="How the idle baseline was obtained (duration, samples, settle time, age); "
-        "None without one (and in files before schema 1.1).",
+        "None without one (and in files before schema 1.2).",
     )
 
     @model_validator(mode="after")

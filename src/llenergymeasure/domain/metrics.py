@@ -270,7 +270,7 @@ class ThermalThrottleInfo(DomainModel):
     throttle_timestamps: list[float] = Field(
         default_factory=list,
         description="Seconds from the window start at which throttling began (the starts of "
-        "throttle_intervals; files before schema 1.1 hold one per throttled sample).",
+        "throttle_intervals; files before schema 1.2 hold one per throttled sample).",
     )
     throttle_intervals: list[ThrottleInterval] = Field(
         default_factory=list,
@@ -332,7 +332,7 @@ class ThermalThrottleInfo(DomainModel):
         ``offsets_sec[k]``: how long after the experiment's first window start process k's
         window began (0 for all when omitted). Flags are OR-ed, the temperature is the max,
         intervals are shifted onto the common origin, and the duration is the length of their
-        union. A process stored without intervals (schema < 1.1) can only be bounded from
+        union. A process stored without intervals (schema < 1.2) can only be bounded from
         below: its duration enters as a maximum.
         """
         infos = list(infos)
