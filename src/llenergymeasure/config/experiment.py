@@ -15,6 +15,7 @@ from llenergymeasure.config.engines import (
     TransformersSection,
     VLLMSection,
 )
+from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
 from llenergymeasure.domain.requests import ArrivalModel
 
 #: The arrival model each engine uses when the config does not name one.
@@ -117,11 +118,32 @@ class ExperimentConfig(_Strict):
     baseline_sec: float = Field(
         default=10.0, ge=0, description="Idle-power baseline before measuring; 0 disables."
     )
+    baseline_settle_sec: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the devices rest after warmup before the idle baseline is measured "
+        "(recorded with the result).",
+    )
+    baseline_cache: bool | Literal["refresh"] = Field(
+        default=True,
+        description="true: reuse a cached idle baseline measured on the same devices and "
+        "instruments for at least baseline_sec after at least baseline_settle_sec of rest, "
+        "younger than an hour; false: always measure, never read or write the cache; "
+        "refresh: measure and replace the cached one. Not part of the config hash.",
+    )
     energy: EnergyInstrument = "auto"
     flops_method: FlopsMethodChoice = "auto"
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
     output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
+    carbon: CarbonSettings = Field(
+        default_factory=CarbonSettings,
+        description="Grid intensity, PUE: a view on the energy; not part of the hash.",
+    )
+    cost: CostSettings = Field(
+        default_factory=CostSettings,
+        description="Hardware prices: a view on the time; not part of the hash.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -160,7 +182,8 @@ class ExperimentConfig(_Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of the fields that change what is measured (not output_dir or name)."""
+        """Hash of the fields that change what is measured (not HASH_EXCLUDED's, nor the
+        sections of engines the config does not use)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED | self._other_sections())
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -174,5 +197,8 @@ class ExperimentConfig(_Strict):
         return {name for name in ENGINE_SECTIONS if name != self.engine}
 
 
-#: Fields that do not change what is measured, left out of the config hash.
-HASH_EXCLUDED = {"output_dir", "name"}
+#: Fields that do not change what is measured, left out of the config hash. ``carbon`` and
+#: ``cost`` are views computed from the stored energy and time (recomputable later), so two runs
+#: that differ only in them measured the same thing and share a hash; ``baseline_cache`` only
+#: says whether an earlier idle baseline may be reused (the result records which).
+HASH_EXCLUDED = {"output_dir", "name", "carbon", "cost", "baseline_cache"}

@@ -10,12 +10,16 @@ from pydantic import Field, computed_field, model_validator
 from llenergymeasure.domain.base import DomainModel
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.energy import EnergyMetrics
+from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: migrate files of an older major version they know (see ``results.migrate``) and refuse others.
-#: 2.0: latency from per-request traces (arrival model, TPOT, a method per latency figure).
+#: 1.1: optional ``carbon`` and ``cost`` (1.0 files load). 1.2: ``thermal.throttle_intervals``
+#: (``throttle_timestamps`` became their starts) and ``energy.baseline``; older files load with
+#: those empty. 2.0: latency from per-request traces (arrival model, TPOT, a method per latency
+#: figure); 1.x files are migrated.
 SCHEMA_VERSION = "2.0"
 
 
@@ -111,6 +115,12 @@ class ExperimentResult(_Timed):
     )
     warnings: list[str] = Field(default_factory=list)
     process_results: list[RawProcessResult] = Field(default_factory=list)
+    carbon: CarbonEstimate | None = Field(
+        default=None, description="gCO2e of the window: a view, recomputable (results/footprint)."
+    )
+    cost: CostEstimate | None = Field(
+        default=None, description="Hardware cost of the window, when a price was configured."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
