@@ -160,6 +160,8 @@ def test_engine_sections_are_validated_by_their_own_class() -> None:
         ExperimentConfig(engine="vllm", vllm={"bogus": 1})
     with pytest.raises(ValueError, match="bitsandbytes.*set vllm.quantization"):
         ExperimentConfig(engine="vllm", quantization="bnb-8bit")
+    with pytest.raises(ValueError, match="processes 2: data-parallel workers are for the"):
+        ExperimentConfig(engine="vllm", processes=2, n_prompts=4)
     assert ExperimentConfig(engine="vllm").arrival == "all_at_once"
     assert ExperimentConfig().arrival == "closed"
 

@@ -163,6 +163,11 @@ class ExperimentConfig(_Strict):
                 )
             if self.device_map is not None:
                 raise ValueError(f"device_map is for the transformers engine, not {self.engine}")
+            if self.processes > 1:
+                raise ValueError(
+                    f"processes {self.processes}: data-parallel workers are for the transformers "
+                    f"engine; {self.engine} spreads a model with {self.engine}.tensor_parallel_size"
+                )
         return self
 
     @field_validator("model")
