@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
@@ -12,15 +13,33 @@ console = Console()
 error_console = Console(stderr=True)
 
 
-def exit_interrupted(message: str) -> NoReturn:
-    """Print one line and exit 130 after Ctrl-C, whatever the interpreter's state.
+def directory_contents(directory: Path, limit: int = 8) -> str:
+    """What a directory holds, for an interrupt message: 'X holds a, b, c' or 'X was not created'."""
+    try:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir())
+    except FileNotFoundError:
+        return f"{directory} was not created"
+    except OSError as exc:
+        return f"{directory} cannot be listed ({exc.strerror})"
+    names = [n for n in names if not n.startswith(".")]  # lock and temporary files
+    if not names:
+        return f"{directory} is empty"
+    shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return f"{directory} holds {shown}"
+
+
+def exit_interrupted(message: str, exc: BaseException | None = None) -> NoReturn:
+    """Print one line and exit 130 after Ctrl-C (143 after SIGTERM), whatever the state.
 
     CPython 3.11 remembers a KeyboardInterrupt that passed through code run by ``exec()``
     (dataclass and pydantic class creation use it) and re-kills the process with SIGINT at
     shutdown even after the interrupt was handled, so the exit status would depend on where
     Ctrl-C landed. Files are all written atomically and closed by now; flush and leave.
     """
-    error_console.print(f"[yellow]interrupted[/]: {message}", highlight=False, soft_wrap=True)
+    from llenergymeasure.signals import SIGINT_EXIT, exit_status, interrupt_name
+
+    name = interrupt_name(exc) if exc is not None else "interrupted"
+    error_console.print(f"[yellow]{name}[/]: {message}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(130)
+    os._exit(exit_status(exc) if exc is not None else SIGINT_EXIT)

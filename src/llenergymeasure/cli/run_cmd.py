@@ -11,7 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llenergymeasure.cli.console import console, error_console, exit_interrupted
+from llenergymeasure.signals import INTERRUPTS
+from llenergymeasure.cli.console import (
+    console,
+    directory_contents,
+    error_console,
+    exit_interrupted,
+)
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.results import ExperimentResult
@@ -231,10 +237,12 @@ def register(app: typer.Typer) -> None:
                         reporter=reporter,
                         allow_partial=allow_partial,
                     )
-        except KeyboardInterrupt:
+        except INTERRUPTS as exc:
             exit_interrupted(
-                f"no result written for {experiment_id} (its directory holds only the log); "
-                f"earlier results in {cfg.output_dir} are untouched."
+                f"no result written for {experiment_id}; "
+                f"{directory_contents(path.parent)}; "
+                f"earlier results in {cfg.output_dir} are untouched.",
+                exc,
             )
         console.print(summary_table(result, path))
         for warning in result.warnings:

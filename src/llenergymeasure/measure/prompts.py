@@ -54,7 +54,10 @@ def _jsonl_prompt(path: Path, number: int, line: str) -> str:
         for key in ("prompt", "text"):
             if isinstance(item.get(key), str):
                 return item[key]
-    raise ConfigError(f"{path}, line {number}: expected a string or an object with 'prompt'")
+    raise ConfigError(
+        f"{path}, line {number}: expected a string, or an object with a string under "
+        "'prompt' or 'text'"
+    )
 
 
 def synthetic_prompts(engine: Engine, n: int, length: int, seed: int) -> list[list[int]]:
@@ -76,12 +79,12 @@ def load_prompt_ids(config: ExperimentConfig, engine: Engine) -> tuple[list[list
     texts = builtin_prompts() if source.source == "builtin" else read_prompt_file(source.path)  # type: ignore[arg-type]
     if len(texts) < n:
         warnings.append(f"the prompt set has {len(texts)} prompts; cycled to reach n_prompts={n}")
-    chosen = [texts[i % len(texts)] for i in range(n)]
-    ids = engine.tokenize(chosen)
-    empty = [i for i, row in enumerate(ids) if not row]
+    # Each distinct prompt is tokenized once; cycled prompts share its token-id list.
+    distinct = engine.tokenize(texts[: min(n, len(texts))])
+    empty = [i for i, row in enumerate(distinct) if not row]
     if empty:
         raise ConfigError(f"prompt {empty[0] + 1} tokenizes to nothing; remove empty prompts")
-    return ids, warnings
+    return [distinct[i % len(distinct)] for i in range(n)], warnings
 
 
 def batched(items: list[list[int]], batch_size: int) -> list[list[list[int]]]:
