@@ -29,6 +29,7 @@ from llenergymeasure.errors import LlemError
 
 LOCK_FILENAME = ".llem.lock"
 HELD_ENV = "LLEM_HELD_LOCK"
+REGISTRY_ENV = "LLEM_LOCK_REGISTRY"
 
 
 class DirectoryBusyError(LlemError):
@@ -62,7 +63,9 @@ class Holder:
 
 
 def registry_dir() -> Path:
-    """Where held locks are listed: $LLEM_CACHE_DIR/locks, else the user's cache dir."""
+    """Where held locks are listed: $LLEM_LOCK_REGISTRY, else locks/ in the cache directory."""
+    if os.environ.get(REGISTRY_ENV):
+        return Path(os.environ[REGISTRY_ENV])
     base = os.environ.get("LLEM_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
     root = Path(base) if base else Path.home() / ".cache"
     if not os.environ.get("LLEM_CACHE_DIR"):
@@ -123,14 +126,16 @@ class DirectoryLock:
             directory=str(self.directory.resolve()),
         )
         _write_holder(fd, holder)
-        if not os.environ.get(HELD_ENV):
-            self.warnings = [
-                f"another llem run is writing to {other.directory} on this machine "
-                f"({other.describe()}); its load will disturb this one's figures and "
-                "this one's will disturb its"
-                for other in active_holders()
-                if other.directory != holder.directory
-            ]
+        inherited = os.environ.get(HELD_ENV)
+        ignored = {holder.directory, inherited}
+        self.warnings = [
+            f"another llem run is writing to {other.directory} on this machine "
+            f"({other.describe()}); its load will disturb this one's figures and "
+            "this one's will disturb its"
+            for other in active_holders()
+            if other.host == holder.host and other.directory not in ignored
+        ]
+        if not inherited:  # a study's experiment processes are covered by the study's entry
             self._register(holder)
         self._previous_env = os.environ.get(HELD_ENV)
         os.environ[HELD_ENV] = holder.directory

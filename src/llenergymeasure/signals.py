@@ -2,8 +2,9 @@
 
 ``Terminated`` derives from BaseException, not Exception, so no ``except Exception`` swallows
 it, and not from KeyboardInterrupt, so libraries that turn Ctrl-C into their own exit (click
-does) leave it alone; catch ``INTERRUPTS`` for both. Every ``finally`` runs (meters closed, locks released), the run log gets its "ended
-early" line, and the command exits 143 (128 + SIGTERM) where Ctrl-C exits 130. Batch systems
+does) leave it alone; catch ``INTERRUPTS`` for both. Every ``finally`` runs (meters closed,
+locks released), the run log gets its "ended early" line, and the command exits 143
+(128 + SIGTERM) where Ctrl-C exits 130. Batch systems
 (Slurm, Kubernetes, systemd) stop jobs with SIGTERM, so this is the common way runs end early.
 """
 

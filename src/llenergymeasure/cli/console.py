@@ -13,19 +13,25 @@ console = Console()
 error_console = Console(stderr=True)
 
 
-def directory_contents(directory: Path, limit: int = 8) -> str:
-    """What a directory holds, for an interrupt message: 'X holds a, b, c' or 'X was not created'."""
+def listing(directory: Path, limit: int = 8) -> str | None:
+    """The names in a directory ('a, b/, c'), 'nothing', or None when it does not exist."""
     try:
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir())
     except FileNotFoundError:
-        return f"{directory} was not created"
+        return None
     except OSError as exc:
-        return f"{directory} cannot be listed ({exc.strerror})"
+        return f"(cannot be listed: {exc.strerror})"
     names = [n for n in names if not n.startswith(".")]  # lock and temporary files
     if not names:
-        return f"{directory} is empty"
-    shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-    return f"{directory} holds {shown}"
+        return "nothing"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def directory_contents(directory: Path) -> str:
+    """What a directory holds, for an interrupt message: 'X holds a, b' or 'X was not created'."""
+    names = listing(directory)
+    return f"{directory} was not created" if names is None else f"{directory} holds {names}"
 
 
 def exit_interrupted(message: str, exc: BaseException | None = None) -> NoReturn:

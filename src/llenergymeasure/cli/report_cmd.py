@@ -20,9 +20,11 @@ def register(app: typer.Typer) -> None:
         title: str | None = typer.Option(None, "--title", help="Page title."),
     ) -> None:
         """Write an HTML report (plots embedded; needs the `report` extra: matplotlib)."""
+        from llenergymeasure.files import check_output_file
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.report import write_report
 
+        check_output_file(output)
         found = load_results(directory)
         warn(found.warnings())
         page = write_report(found, output, max_telemetry=max_telemetry, title=title)

@@ -107,13 +107,14 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """One row per result, stable column names with units (CSV or Parquet)."""
+        from llenergymeasure.files import check_output_file
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.export import write_export
 
         if fmt is None:
             suffix = output.suffix.lower().lstrip(".") if output else ""
             fmt = ExportFormat(suffix) if suffix in ExportFormat.__members__ else ExportFormat.csv
-        output = output or Path(f"results.{fmt.value}")
+        output = check_output_file(output or Path(f"results.{fmt.value}"))
         found = load_results(directory)
         warn(found.warnings())
         if not found.loaded:

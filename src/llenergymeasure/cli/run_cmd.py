@@ -11,13 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llenergymeasure.signals import INTERRUPTS
 from llenergymeasure.cli.console import (
     console,
     directory_contents,
     error_console,
     exit_interrupted,
 )
+from llenergymeasure.signals import INTERRUPTS
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.results import ExperimentResult

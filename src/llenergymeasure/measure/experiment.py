@@ -21,10 +21,10 @@ from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.config.loading import check_prompt_file, load_experiment_config, validate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
+from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
 from llenergymeasure.errors import LlemError
 from llenergymeasure.files import check_output_dir
 from llenergymeasure.locking import DirectoryLock
-from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
 from llenergymeasure.measure.environment import capture_environment
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter

@@ -14,7 +14,6 @@ from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.errors import LlemError, ResultFileError
 from llenergymeasure.results.io import RESULT_FILENAME, load_result
 
-
 #: How many paths a warning about a duplicated experiment id names (the rest are counted).
 DUPLICATES_SHOWN = 3
 
