@@ -207,6 +207,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run one experiment and write OUTPUT/<experiment_id>/result.json."""
         from llenergymeasure.config.loading import load_experiment_config
+        from llenergymeasure.files import check_output_dir
         from llenergymeasure.measure.experiment import new_experiment_id, run_experiment
         from llenergymeasure.results.io import RESULT_FILENAME
 
@@ -222,6 +223,7 @@ def register(app: typer.Typer) -> None:
             "processes": processes,
         }
         cfg = load_experiment_config(config, overrides)
+        check_output_dir(cfg.output_dir, "-o" if output is not None else "output_dir")
         experiment_id = new_experiment_id(cfg)
         path = Path(cfg.output_dir) / experiment_id / RESULT_FILENAME
         try:

@@ -152,7 +152,8 @@ def register(app: typer.Typer) -> None:
             config = load_study_config(study_file, output)
         else:
             raise ConfigError("give a study YAML file, or --resume DIR")
-        directory = check_output_dir(study_directory(config))
+        check_output_dir(config.output_dir, "-o" if output is not None else "output_dir")
+        directory = check_output_dir(study_directory(config), "name")
         if dry_run:
             console.print(plan_table(config))
             return

@@ -154,6 +154,7 @@ def preflight(config: ExperimentConfig, out_dir: Path) -> None:
     and closed again); the config's own checks (memory of the requests) ran when it was
     loaded. Each failure is one LlemError line.
     """
+    check_output_dir(config.output_dir, "output_dir")
     check_output_dir(out_dir, "output_dir")
     if config.prompts.source == "file" and config.prompts.path is not None:
         read_prompt_file(config.prompts.path)
