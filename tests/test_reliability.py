@@ -145,8 +145,8 @@ def test_unwritable_output_checked_as_a_real_unprivileged_user(tmp_path: Path) -
             [*command, "-c", script, *args], capture_output=True, text=True, check=True
         )
         assert proc.stdout.splitlines() == [
-            f"-o {readonly}/out: cannot write in {readonly} (permission denied)",
-            f"-o {readonly}/x.csv: cannot write in {readonly} (permission denied)",
+            f"-o {readonly}/out: cannot write in {readonly}: it is not writable",
+            f"-o {readonly}/x.csv: cannot write in {readonly}: it is not writable",
         ]
         assert list(readonly.iterdir()) == []
         if os.geteuid() == 0:  # root may write there: the same checks accept it

@@ -26,8 +26,13 @@ UMASK = _current_umask()
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Let ``write`` fill a temporary path, then rename it onto ``path``; returns ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        from llenergymeasure.errors import LlemError
+
+        raise LlemError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -72,7 +77,7 @@ def check_output_dir(path: str | Path, flag: str = "-o") -> Path:
     if not start.is_dir():
         raise LlemError(f"{flag} {path}: cannot create it, because {start} is a file")
     if not os.access(start, os.W_OK | os.X_OK):
-        raise LlemError(f"{flag} {path}: cannot write in {start} (permission denied)")
+        raise LlemError(f"{flag} {path}: cannot write in {start}: it is not writable")
     return path
 
 
@@ -95,5 +100,5 @@ def check_output_file(path: str | Path, flag: str = "-o") -> Path:
     if not parent.is_dir():
         raise LlemError(f"{flag} {path}: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise LlemError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+        raise LlemError(f"{flag} {path}: cannot write in {parent}: it is not writable")
     return path

@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> None:
         exit_interrupted("nothing more was written.", exc)
     except BrokenPipeError:
         sys.exit(1)  # output piped into a command that stopped reading (e.g. head)
+    except OSError as exc:  # the file system refused (full disk, odd mount): still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        error_console.print(
+            f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
     sys.exit(0)
 
 
