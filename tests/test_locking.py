@@ -213,3 +213,23 @@ def test_sigkilled_study_leaves_no_stale_lock_and_resumes(tmp_path: Path) -> Non
     assert "in use" not in proc.stderr
     manifest = load_model(directory / "manifest.json", StudyManifest)
     assert [r.status for r in manifest.runs] == ["completed"]
+
+
+def test_aggregate_refuses_a_directory_being_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llenergymeasure.cli.main import main
+
+    directory = tmp_path / "exp"
+    holder = _holder(directory, LLEM_LOCK_REGISTRY=os.environ[REGISTRY_ENV])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["aggregate", str(directory)])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(
+            f"error: {directory} is in use by another llem study (pid {holder.pid}"
+        )
+    finally:
+        holder.kill()
+        holder.wait()

@@ -44,6 +44,7 @@ class Holder:
     host: str
     started_at: str
     directory: str
+    what: str = "process"
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}, started {self.started_at}"
@@ -57,6 +58,7 @@ class Holder:
                 host=str(data["host"]),
                 started_at=str(data["started_at"]),
                 directory=str(data["directory"]),
+                what=str(data.get("what", "process")),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -94,7 +96,7 @@ class DirectoryLock:
     returns the warnings about other llem studies running on this machine.
     """
 
-    def __init__(self, directory: str | Path, what: str = "directory") -> None:
+    def __init__(self, directory: str | Path, what: str = "process") -> None:
         self.directory = Path(directory)
         self.what = what
         self.warnings: list[str] = []
@@ -113,9 +115,10 @@ class DirectoryLock:
         if not _try_flock(fd):
             os.close(fd)
             holder = Holder.read(self.path)
-            who = holder.describe() if holder else "a process that has not yet said who it is"
+            what = holder.what if holder else "process"
+            who = holder.describe() if holder else "it has not yet said who it is"
             raise DirectoryBusyError(
-                f"{self.directory} is in use by another llem {self.what} ({who}); "
+                f"{self.directory} is in use by another llem {what} ({who}); "
                 "wait for it to finish, or write elsewhere with -o"
             )
         self._fd = fd
@@ -124,6 +127,7 @@ class DirectoryLock:
             host=socket.gethostname(),
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             directory=str(self.directory.resolve()),
+            what=self.what,
         )
         _write_holder(fd, holder)
         inherited = os.environ.get(HELD_ENV)
