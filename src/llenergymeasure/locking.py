@@ -133,9 +133,8 @@ class DirectoryLock:
         inherited = os.environ.get(HELD_ENV)
         ignored = {holder.directory, inherited}
         self.warnings = [
-            f"another llem run is writing to {other.directory} on this machine "
-            f"({other.describe()}); its load will disturb this one's figures and "
-            "this one's will disturb its"
+            f"another llem {other.what} is writing to {other.directory} on this machine "
+            f"({other.describe()}); each disturbs the other's figures"
             for other in active_holders()
             if other.host == holder.host and other.directory not in ignored
         ]
