@@ -133,7 +133,14 @@ def test_unwritable_output_checked_as_a_real_unprivileged_user(tmp_path: Path) -
             "    except LlemError as exc:\n"
             "        print(exc)\n"
         )
-        args = [str(ROOT / "src"), str(readonly)]
+        # The two modules the check needs, copied where `nobody` can read them (the checkout
+        # may sit in a directory only root can enter).
+        package = shared / "src" / "llenergymeasure"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        for name in ("files.py", "errors.py"):
+            shutil.copy(ROOT / "src" / "llenergymeasure" / name, package / name)
+        args = [str(shared / "src"), str(readonly)]
         if os.geteuid() == 0:
             python = shutil.which("python3", path="/usr/bin")
             if python is None or shutil.which("setpriv") is None:
