@@ -86,10 +86,15 @@ def main() -> None:
     # 1. one writer per directory
     first = start(["study", "slow.yaml", "-o", "st", "-q"], work)
     wait_for(work / "st" / "slow" / "runs", first, "*/child.log")
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), os.times()
     err = run("1 second study, same directory", ["study", "slow.yaml", "-o", "st", "-q"], work)
-    took = time.monotonic() - t0
-    ROWS[-1] = (*ROWS[-1][:3], ROWS[-1][3] + f" *(refused after {took:.1f} s wall)*")
+    took, cpu1 = time.monotonic() - t0, os.times()
+    cpu = (cpu1.children_user + cpu1.children_system) - (cpu0.children_user + cpu0.children_system)
+    load = os.getloadavg()[0]
+    ROWS[-1] = (
+        *ROWS[-1][:3],
+        ROWS[-1][3] + f" *(exited after {took:.1f} s wall, {cpu:.2f} s CPU, load {load:.0f})*",
+    )
     other = start(["study", "other.yaml", "-o", "st2", "-q"], work)
     wait_for(work / "st2" / "other" / "runs", other, "*/child.log")
     os.kill(other.pid, signal.SIGTERM)

@@ -90,7 +90,7 @@ def check_output_file(path: str | Path, flag: str = "-o") -> Path:
         raise LlemError(f"{flag}: the output path {text!r} holds a NUL byte; choose another")
     path = Path(path)
     if path.is_dir():
-        raise LlemError(f"{flag} {path}: is a directory; give a file name, e.g. {path / 'out'}")
+        raise LlemError(f"{flag} {path}: is a directory; give the name of a file to write")
     parent = path.absolute().parent
     if not parent.exists():
         start = _nearest_existing(parent)
