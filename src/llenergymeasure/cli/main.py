@@ -2,7 +2,7 @@
 
 Every command module imports heavy libraries (torch, transformers, matplotlib) inside the
 command's body, so `llem --help` stays light. User mistakes (`LlemError`) print one line and
-exit 2; Ctrl-C prints one line and exits 130.
+exit 2; Ctrl-C prints one line and exits 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from pydantic import ValidationError
-from rich.markup import escape
 
 try:  # typer >= 0.25 vendors click as typer._click
     from typer._click import exceptions as click_exceptions
@@ -38,7 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 
 
@@ -109,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def usage_line(exc: click_exceptions.UsageError) -> str:
     """Click's message on one line, with the value given and the command's --help to look at."""
+    from pydantic import ValidationError
+    from rich.markup import escape
+
     message = " ".join(exc.format_message().split()).rstrip(".").replace("Value error, ", "")
     cause = exc.__cause__
     if isinstance(cause, ValidationError) and cause.errors():
