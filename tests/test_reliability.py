@@ -422,3 +422,19 @@ def test_run_llem_subprocess_bad_output_no_traceback(tmp_path: Path) -> None:
     proc = run_llem("run", "-o", str(tmp_path / "afile"))
     assert proc.returncode == 2
     assert one_error_line(proc.stderr).endswith("is a file, not a directory; give a directory")
+
+
+def test_prompt_file_read_only_as_far_as_needed(tmp_path: Path) -> None:
+    from llenergymeasure.measure.prompts import read_prompt_file
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('"a"\n"b"\n"c"\n{broken\n' + '"x"\n' * 200_000)
+    assert read_prompt_file(path, limit=3) == ["a", "b", "c"]  # never reaches line 4
+    config = ExperimentConfig.model_validate(
+        {"n_prompts": 3, "prompts": {"source": "file", "path": str(path)}}
+    )
+    engine = CountingTokenizer()
+    ids, warnings = load_prompt_ids(config, engine)  # type: ignore[arg-type]
+    assert engine.calls == [3] and len(ids) == 3 and warnings == []
+    with pytest.raises(ConfigError, match="line 4: not valid JSON"):
+        read_prompt_file(path, limit=4)

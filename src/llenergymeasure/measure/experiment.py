@@ -157,7 +157,7 @@ def preflight(config: ExperimentConfig, out_dir: Path) -> None:
     check_output_dir(config.output_dir, "output_dir")
     check_output_dir(out_dir, "output_dir")
     if config.prompts.source == "file" and config.prompts.path is not None:
-        read_prompt_file(config.prompts.path)
+        read_prompt_file(config.prompts.path, limit=config.n_prompts)
     if config.energy not in ("auto", "estimate"):
         from llenergymeasure.energy import create_meter
 
