@@ -84,7 +84,10 @@ def run_log(out_dir: Path, filename: str = LOG_FILENAME) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        log.error("run ended early: %s", type(exc).__name__ if not str(exc) else exc)
+        if isinstance(exc, KeyboardInterrupt) and not str(exc):
+            log.error("run ended early: interrupted by Ctrl-C (SIGINT)")
+        else:
+            log.error("run ended early: %s", type(exc).__name__ if not str(exc) else exc)
         raise
     finally:
         log.removeHandler(handler)
