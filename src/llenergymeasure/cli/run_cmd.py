@@ -161,6 +161,24 @@ def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
     ]
     if compute.mfu is not None:
         rows.append(("MFU", f"{compute.mfu:.2%}", compute.peak_flops_source or ""))
+    if (carbon := result.carbon) is not None:
+        i = carbon.intensity
+        rows.append(
+            (
+                "carbon per output token",
+                f"{carbon.co2e_per_output_token_g:.4g} gCO2e",
+                f"{i.region or 'world average'}: {i.value_g_per_kwh:.4g} {i.unit} x PUE "
+                f"{carbon.pue:g} ({carbon.confidence} confidence)",
+            )
+        )
+    if (cost := result.cost) is not None:
+        rows.append(
+            (
+                "cost per 1M output tokens",
+                f"{cost.cost_per_million_output_tokens_usd:.4g} USD",
+                f"{cost.gpu_count} GPU, {cost.node_count} node, window {cost.duration_sec:.4g} s",
+            )
+        )
     for row in rows:
         table.add_row(*row)
     if path is not None:

@@ -28,6 +28,7 @@ from llenergymeasure.errors import LlemError, ResultFileError
 from llenergymeasure.files import check_output_dir
 from llenergymeasure.locking import DirectoryLock
 from llenergymeasure.measure.progress import NullReporter, Reporter
+from llenergymeasure.results.intensity import check_region
 from llenergymeasure.results.io import load_model, load_result, save_model
 from llenergymeasure.results.layout import RESULT_FILENAME
 from llenergymeasure.study.summary import summarise
@@ -119,6 +120,8 @@ def run_study(
     directory = study_directory(study)
     runs_dir = directory / RUNS_DIRNAME
     runs = expand(study, output_dir=runs_dir)
+    for carbon in {run.config.carbon.model_dump_json(): run.config.carbon for run in runs}.values():
+        check_region(carbon)  # fail before the first run, not after
     check_output_dir(directory)
     with DirectoryLock(directory, "study") as lock:
         for line in lock.warnings:
