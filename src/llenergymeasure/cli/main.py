@@ -21,7 +21,7 @@ from llenergymeasure.cli import (
     schema_cmd,
     study_cmd,
 )
-from llenergymeasure.cli.console import error_console, exit_interrupted
+from llenergymeasure.cli.console import error, exit_interrupted
 from llenergymeasure.errors import LlemError
 
 app = typer.Typer(
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except LlemError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         exit_interrupted("nothing more was written.")

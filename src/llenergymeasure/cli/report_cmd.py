@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         ),
         title: str | None = typer.Option(None, "--title", help="Page title."),
     ) -> None:
-        """Write an HTML report (plots embedded; needs the `report` extra: matplotlib)."""
+        """Write an HTML report: tables and plots (matplotlib) embedded in one file."""
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.report import write_report
 

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import console, warn
 from llenergymeasure.cli.run_cmd import RichReporter
 
 if TYPE_CHECKING:
@@ -36,7 +37,10 @@ class RichStudyReporter(RichReporter):
     def run_finished(self, record: RunRecord) -> None:
         self._progress.update(self._study_task, advance=1)
         if record.status == "failed":
-            self.message(f"[red]failed[/] {record.run_id}: {record.error}")
+            self._progress.console.print(
+                Text.assemble(("failed", "red"), f" {record.run_id}: {record.error}"),
+                soft_wrap=True,
+            )
         self.clear_stages()
         self._progress.refresh()
 
@@ -63,6 +67,7 @@ def plan_table(study: StudyConfig) -> Table:
 def summary_table(result: StudyResult) -> Table:
     """Per-configuration statistics across cycles: mean ± std and the 95% interval."""
     from llenergymeasure.config.study import describe_overrides
+    from llenergymeasure.results.views import NO_SPREAD, spread_texts
 
     table = Table(
         title=f"Study {result.name}: {result.completed} completed, {result.failed} failed",
@@ -72,9 +77,10 @@ def summary_table(result: StudyResult) -> Table:
         table.add_column(column)
 
     def cell(m: MetricSummary) -> str:
-        if m.n == 0:
-            return "-"
-        return f"{m.mean:.4g} ± {m.std:.2g} [{m.ci95_low:.4g}, {m.ci95_high:.4g}]"
+        mean, std, interval, _ = spread_texts(m)
+        if m.n < 2:
+            return mean if m.n == 0 else f"{mean} (± {NO_SPREAD})"
+        return f"{mean} ± {std} {interval}"
 
     for s in result.summaries:
         table.add_row(
@@ -85,6 +91,19 @@ def summary_table(result: StudyResult) -> Table:
             cell(s.ttft_p50_ms),
         )
     return table
+
+
+def no_output_warnings(result: StudyResult) -> list[str]:
+    """One line per configuration with runs that generated no tokens, and the rule applied."""
+    from llenergymeasure.config.study import describe_overrides
+    from llenergymeasure.domain.study import NO_OUTPUT_RULE
+
+    return [
+        f"{describe_overrides(s.overrides)}: {s.without_output_tokens} run(s) generated no "
+        f"tokens; {NO_OUTPUT_RULE}"
+        for s in result.summaries
+        if s.without_output_tokens
+    ]
 
 
 def register(app: typer.Typer) -> None:
@@ -124,6 +143,8 @@ def register(app: typer.Typer) -> None:
             with RichStudyReporter(total) as reporter:
                 result = run_study(config, reporter=reporter)
         console.print(summary_table(result))
+        for line in no_output_warnings(result):
+            warn(line)
         if result.failed:
-            error_console.print(f"[yellow]{result.failed} run(s) failed[/]; see the manifest.")
+            warn(f"{result.failed} run(s) failed; see the manifest.")
             raise typer.Exit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import Field, computed_field, model_validator
@@ -36,6 +37,28 @@ class DeviceEnergy(DomainModel):
     )
     method: str = Field(description="Instrument, e.g. 'nvml_energy_counter', 'rapl', 'estimate'.")
     confidence: Confidence
+
+
+def is_estimated(device: DeviceEnergy) -> bool:
+    """True when a device's energy is modelled rather than read from a meter: the 'estimate'
+    instrument (utilisation x TDP share, 0.375 W per GB of RAM), or CodeCarbon without RAPL
+    (its TDP tables, confidence low)."""
+    return device.method == "estimate" or (
+        device.method == "codecarbon" and device.confidence == "low"
+    )
+
+
+@dataclass(frozen=True)
+class KindEnergy:
+    """The energy of one kind of device (GPU, CPU or RAM) and where it came from."""
+
+    kind: DeviceKind
+    energy_j: float
+    adjusted_energy_j: float | None
+    share: float = field(metadata={"unit": "fraction of the raw total, 0..1"})
+    methods: tuple[str, ...]
+    confidence: Confidence | None
+    estimated: bool
 
 
 def idle_adjusted(energy_j: float, baseline_power_w: float, duration_sec: float) -> float:
@@ -87,6 +110,31 @@ class EnergyMetrics(DomainModel):
     def per_device_energy_j(self) -> dict[str, float]:
         """Raw joules keyed by device label."""
         return {d.label: d.energy_j for d in self.devices}
+
+    def by_kind(self) -> list[KindEnergy]:
+        """Raw (and idle-adjusted) joules per kind of device, its share of the total, and
+        whether any part of it is estimated; kinds without energy or devices are left out."""
+        parts: list[KindEnergy] = []
+        for kind in ("gpu", "cpu", "ram"):
+            energy_j = getattr(self, f"{kind}_energy_j")
+            mine = [d for d in self.devices if d.kind == kind]
+            if not mine and energy_j == 0:
+                continue
+            adjusted = [d.adjusted_energy_j for d in mine]
+            parts.append(
+                KindEnergy(
+                    kind=kind,  # type: ignore[arg-type]
+                    energy_j=energy_j,
+                    adjusted_energy_j=math.fsum(adjusted)  # type: ignore[arg-type]
+                    if mine and None not in adjusted
+                    else None,
+                    share=energy_j / self.total_energy_j if self.total_energy_j > 0 else 0.0,
+                    methods=tuple(dict.fromkeys(d.method for d in mine)),
+                    confidence=lowest_confidence(*(d.confidence for d in mine)) if mine else None,
+                    estimated=any(is_estimated(d) for d in mine),
+                )
+            )
+        return parts
 
     @classmethod
     def from_devices(

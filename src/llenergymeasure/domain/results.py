@@ -14,8 +14,10 @@ from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
-#: refuse files with another major version.
-SCHEMA_VERSION = "1.0"
+#: refuse files with another major version. 1.1 added (all optional, so 1.0 files load):
+#: useful FLOPs and their rate (MFU is now from them), idle-adjusted tokens per joule, the
+#: warmup's mode, time limit, duration and what stopped it.
+SCHEMA_VERSION = "1.1"
 
 
 class DeviceInfo(DomainModel):
@@ -113,6 +115,14 @@ class ExperimentResult(_Timed):
         """Raw joules per generated token (0.0 when nothing was generated)."""
         tokens = self.inference.output_tokens
         return self.energy.total_energy_j / tokens if tokens else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def adjusted_energy_per_output_token_j(self) -> float | None:
+        """Idle-adjusted joules per generated token (None without a baseline or tokens)."""
+        tokens = self.inference.output_tokens
+        adjusted = self.energy.adjusted_energy_j
+        return adjusted / tokens if adjusted is not None and tokens else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -170,11 +170,8 @@ def measure_process(
                 ),
             )
             log.info("warmup: %s", warmup.model_dump_json(exclude={"latencies_ms"}))
-            if not warmup.converged and config.warmup.mode == "cv":
-                warnings.append(
-                    f"warmup did not converge: CV {warmup.final_cv:.3f} > target "
-                    f"{warmup.target_cv} after {warmup.iterations_completed} requests"
-                )
+            if (warmup_warning := warmup.warning()) is not None:
+                warnings.append(warmup_warning)
 
             sync()
             reporter.stage("baseline", total=config.baseline_sec or None)
