@@ -111,6 +111,13 @@ class EnergyMetrics(DomainModel):
         """Raw joules keyed by device label."""
         return {d.label: d.energy_j for d in self.devices}
 
+    def _adjusted(self, device: DeviceEnergy) -> float | None:
+        if device.adjusted_energy_j is not None:
+            return device.adjusted_energy_j
+        if device.baseline_power_w is None:
+            return None
+        return idle_adjusted(device.energy_j, device.baseline_power_w, self.duration_sec)
+
     def by_kind(self) -> list[KindEnergy]:
         """Raw (and idle-adjusted) joules per kind of device, its share of the total, and
         whether any part of it is estimated; kinds without energy or devices are left out."""
@@ -120,7 +127,7 @@ class EnergyMetrics(DomainModel):
             mine = [d for d in self.devices if d.kind == kind]
             if not mine and energy_j == 0:
                 continue
-            adjusted = [d.adjusted_energy_j for d in mine]
+            adjusted = [self._adjusted(d) for d in mine]
             parts.append(
                 KindEnergy(
                     kind=kind,  # type: ignore[arg-type]
