@@ -59,7 +59,11 @@ def test_real_run_records_useful_flops_below_executed(run: tuple[ExperimentResul
     assert compute.useful_flops is not None
     # builtin prompts differ in length: padded positions are executed, not useful
     assert 0 < compute.useful_flops.value < compute.flops.value
-    assert compute.useful_flops.method == compute.flops.method
+    if compute.flops.method == "calflops":  # one generation per prompt length is too slow
+        assert compute.useful_flops.method == "architecture"
+        assert "useful FLOPs by the architecture formula" in (compute.useful_flops.notes or "")
+    else:
+        assert compute.useful_flops.method == compute.flops.method
     assert compute.useful_flops_per_sec == pytest.approx(
         compute.useful_flops.value / stored.inference.inference_time_sec
     )

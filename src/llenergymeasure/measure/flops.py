@@ -41,23 +41,37 @@ def kept_shapes(outputs: list[BatchOutput]) -> dict[tuple[int, int], int]:
 def _useful_flops(
     model: Any, outputs: list[BatchOutput], method: str, precision: str
 ) -> FlopsResult | None:
-    """FLOPs for the tokens kept, counted the same way as the executed FLOPs."""
+    """FLOPs for the tokens kept, counted like the executed FLOPs.
+
+    One exception: when calflops counted the executed FLOPs, the useful ones come from the
+    architecture formula where it covers the model (calflops would run one generation per
+    distinct prompt length, minutes on a busy CPU; the formula matches the counter exactly on
+    the supported families and the executed count is cross-checked against it). The result's
+    ``method`` says which was used.
+    """
     from llenergymeasure.compute.flops import estimate_flops
 
-    parts = [
-        estimate_flops(
-            model,
-            batch_size=count,
-            input_tokens=prompt,
-            output_tokens=kept,
-            method=method,
-            precision=precision,
-        )
-        for (prompt, kept), count in sorted(kept_shapes(outputs).items())
-    ]
+    def count(chosen: str) -> list[FlopsResult]:
+        return [
+            estimate_flops(
+                model,
+                batch_size=n,
+                input_tokens=prompt,
+                output_tokens=kept,
+                method=chosen,
+                precision=precision,
+            )
+            for (prompt, kept), n in sorted(kept_shapes(outputs).items())
+        ]
+
+    parts = count("architecture") if method == "calflops" else count(method)
+    if method == "calflops" and any(r.method != "architecture" for r in parts):
+        parts = count("calflops")
     if not parts:
         return None
     notes = list(dict.fromkeys(r.notes for r in parts if r.notes))
+    if method == "calflops" and parts[0].method == "architecture":
+        notes.insert(0, "useful FLOPs by the architecture formula (executed: calflops)")
     return FlopsResult(
         value=sum(r.value for r in parts),
         method=weakest_flops_method(r.method for r in parts),
@@ -107,7 +121,7 @@ def compute_metrics(
         prefill_flops=prefill,
         decode_flops=decode,
     )
-    # The useful count uses the method the executed count ended with, so the two compare.
+    # The useful count uses the method the executed count ended with (see _useful_flops).
     useful = _useful_flops(model, outputs, weakest, precision.compute)
     compute = build_compute_metrics(
         total,
