@@ -60,6 +60,9 @@ doctor_cmd.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
+    from llenergymeasure.measure.environment import prefer_passive_omp_wait
+
+    prefer_passive_omp_wait()
     try:
         app(args=argv, standalone_mode=True)
     except LlemError as exc:

@@ -16,7 +16,7 @@ from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInf
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: refuse files with another major version. 1.1 added (all optional, so 1.0 files load):
 #: useful FLOPs and their rate (MFU is now from them), idle-adjusted tokens per joule, the
-#: warmup's mode, time limit, duration and what stopped it.
+#: warmup's mode, time limit, duration and what stopped it; the OpenMP wait policy.
 SCHEMA_VERSION = "1.1"
 
 
@@ -46,6 +46,9 @@ class EnvironmentSnapshot(DomainModel):
     devices: list[DeviceInfo] = Field(default_factory=list)
     driver_version: str | None = None
     cuda_version: str | None = None
+    omp_wait_policy: str | None = Field(
+        default=None, description="OMP_WAIT_POLICY in effect (llem sets PASSIVE unless given)."
+    )
 
 
 class _Timed(DomainModel):

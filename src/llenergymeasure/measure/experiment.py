@@ -21,7 +21,7 @@ from llenergymeasure.config.loading import check_prompt_file, load_experiment_co
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
 from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
-from llenergymeasure.measure.environment import capture_environment
+from llenergymeasure.measure.environment import capture_environment, prefer_passive_omp_wait
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.measure.prompts import batched, load_prompt_ids
@@ -100,6 +100,7 @@ def run_experiment(
     With ``config.processes > 1`` the work is spread over data-parallel worker processes and
     aggregated from their raw files (``allow_partial`` turns missing ones into warnings).
     """
+    prefer_passive_omp_wait()
     config = as_config(config)
     experiment_id = experiment_id or new_experiment_id(config)
     out_dir = Path(config.output_dir) / experiment_id
