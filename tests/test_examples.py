@@ -3,6 +3,7 @@ dry-run; the offline experiment runs as it is."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,5 @@ def test_offline_experiment_runs_as_it_is(tmp_path: Path) -> None:
     result = load_result(result_file)
     assert result.config["name"] == "offline-tiny-llama"
     assert result.inference.output_tokens == 16 * 32
+    if "OMP_WAIT_POLICY" not in os.environ:  # llem lets idle OpenMP threads sleep
+        assert result.environment.omp_wait_policy == "PASSIVE"

@@ -3,6 +3,7 @@ bounds warmup on a machine where latency never settles."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -151,3 +152,17 @@ def test_default_time_limit_is_in_the_config_and_the_hash() -> None:
     assert ExperimentConfig(warmup={"max_sec": None}).warmup.max_sec is None
     with pytest.raises(ValueError, match="max_sec"):
         ExperimentConfig(warmup={"max_sec": 0})
+
+
+def test_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from llenergymeasure.measure.environment import prefer_passive_omp_wait
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as in a fresh `llem` process
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    prefer_passive_omp_wait()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    prefer_passive_omp_wait()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
