@@ -4,28 +4,58 @@ Both consoles print text as it is: rich markup is never interpreted, so a messag
 ``pip install 'llenergymeasure[report]'`` (where ``[report]`` looks like a style tag) or a
 config value such as ``[1, 2]`` reaches the user intact. Styling is applied only to our own
 labels, through ``Text`` objects (``message``, ``styled``), never by parsing strings.
+
+The consoles are built on first use: importing rich's console costs a large share of
+``llem --help``'s start-up time, and the help text does not need it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
-console = Console(markup=False, highlight=False)
-error_console = Console(stderr=True, markup=False, highlight=False)
+
+class _LazyConsole:
+    """A ``rich.console.Console`` created (and rich imported) when first used."""
+
+    def __init__(self, **options: Any) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_console", None)
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            object.__setattr__(self, "_console", Console(**self._options))
+        return self._console  # type: ignore[return-value]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.get(), name, value)
+
+
+console: Console = _LazyConsole(markup=False, highlight=False)  # type: ignore[assignment]
+error_console: Console = _LazyConsole(stderr=True, markup=False, highlight=False)  # type: ignore[assignment]
 
 
 def styled(text: object, style: str) -> Text:
     """``text`` in ``style``, taken literally (brackets and all)."""
+    from rich.text import Text
+
     return Text(str(text), style=style)
 
 
 def message(label: str, style: str, text: object, *, to: Console | None = None) -> None:
     """Print ``label text`` on stderr (or ``to``): the label styled, the text literal."""
+    from rich.text import Text
+
     (to or error_console).print(Text.assemble((label, style), " ", str(text)), soft_wrap=True)
 
 

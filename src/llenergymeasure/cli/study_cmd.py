@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from llenergymeasure.cli.console import console, warn
 from llenergymeasure.cli.run_cmd import RichReporter
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from llenergymeasure.config.study import PlannedRun, StudyConfig
     from llenergymeasure.domain.study import MetricSummary, RunRecord, StudyResult
 
@@ -37,6 +37,8 @@ class RichStudyReporter(RichReporter):
     def run_finished(self, record: RunRecord) -> None:
         self._progress.update(self._study_task, advance=1)
         if record.status == "failed":
+            from rich.text import Text
+
             self._progress.console.print(
                 Text.assemble(("failed", "red"), f" {record.run_id}: {record.error}"),
                 soft_wrap=True,
@@ -50,6 +52,8 @@ def plan_table(study: StudyConfig) -> Table:
     from llenergymeasure.config.study import describe_overrides, expand
 
     runs = expand(study)
+    from rich.table import Table
+
     table = Table(title=f"Study {study.name}: {len(runs)} runs ({study.order} order)")
     for column in ("#", "run", "difference from base", "cycle", "config hash"):
         table.add_column(column)
@@ -66,6 +70,8 @@ def plan_table(study: StudyConfig) -> Table:
 
 def summary_table(result: StudyResult) -> Table:
     """Per-configuration statistics across cycles: mean ± std and the 95% interval."""
+    from rich.table import Table
+
     from llenergymeasure.config.study import describe_overrides
     from llenergymeasure.results.views import NO_SPREAD, spread_texts
 

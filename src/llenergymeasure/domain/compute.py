@@ -26,7 +26,7 @@ class ComputeMetrics(DomainModel):
     useful_flops: FlopsResult | None = Field(
         default=None,
         description="FLOPs for the tokens kept (unpadded prompts, decode up to each sequence's "
-        "last kept token); None in files written before schema 1.1.",
+        "last kept token); None in files written before schema 1.3.",
     )
     flops_per_output_token: float = Field(ge=0, description="Executed FLOPs per output token.")
     prefill_flops: float = Field(ge=0)
@@ -48,7 +48,7 @@ class ComputeMetrics(DomainModel):
         default=None,
         ge=0,
         description="Model FLOPs utilisation: useful FLOPs per second / peak (before schema "
-        "1.1: executed FLOPs per second / peak).",
+        "1.3: executed FLOPs per second / peak).",
     )
 
     @classmethod

@@ -18,6 +18,7 @@ from llenergymeasure.domain.metrics import WarmupResult
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import MetricSummary
 from llenergymeasure.results.collection import LoadedResult
+from llenergymeasure.results.footprint import footprint_rows
 from llenergymeasure.results.records import result_record
 
 MISSING = "-"
@@ -198,7 +199,11 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 ("total energy (J)", e.total_energy_j, energy_how),
                 ("by kind", energy_by_kind_text(e), "share of the raw total"),
                 ("idle-adjusted energy (J)", e.adjusted_energy_j, f"baseline {e.baseline_method}"),
-                ("idle baseline power (W)", e.baseline_power_w, f"baseline {e.baseline_method}"),
+                (
+                    "idle baseline power (W)",
+                    e.baseline_power_w,
+                    f"baseline {e.baseline.describe() if e.baseline else e.baseline_method}",
+                ),
                 ("mean power (W)", e.mean_power_w, "total energy / duration"),
                 ("duration (s)", e.duration_sec, ""),
             ],
@@ -288,6 +293,7 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 ),
             ],
         ),
+        _figures("carbon and cost", footprint_rows(r)),
         _figures(
             "thermal",
             [
@@ -338,6 +344,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("energy_per_output_token_j", "J per output token", "lower"),
     ("tokens_per_second", "tokens per second", "higher"),
     ("tokens_per_joule", "tokens per joule", "higher"),
+    ("co2e_per_output_token_g", "gCO2e per output token", "lower"),
+    ("cost_per_million_output_tokens_usd", "USD per 1M output tokens", "lower"),
     ("total_energy_j", "total energy (J)", ""),
     ("mean_power_w", "mean power (W)", ""),
     ("ttft_p50_ms", "TTFT p50 (ms)", "lower"),
@@ -358,6 +366,8 @@ DESCRIBED: tuple[tuple[str, str], ...] = (
     ("batch_size", "batch size"),
     ("energy_method", "energy method"),
     ("flops_method", "FLOPs method"),
+    ("carbon_region", "carbon region"),
+    ("carbon_intensity_g_per_kwh", "grid intensity (g/kWh)"),
     ("throttled", "throttled"),
     ("warmup", "warmup"),
 )
