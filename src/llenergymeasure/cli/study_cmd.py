@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from llenergymeasure.cli.console import console, warn
+from llenergymeasure.cli.console import (
+    console,
+    error_console,
+    exit_interrupted,
+    listing,
+    warn,
+)
 from llenergymeasure.cli.run_cmd import RichReporter
+from llenergymeasure.signals import INTERRUPTS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,6 +52,37 @@ class RichStudyReporter(RichReporter):
             )
         self.clear_stages()
         self._progress.refresh()
+
+
+class QuietStudyReporter:
+    """No bars; only messages (warnings about other studies running) are printed."""
+
+    def stage(self, name: str, total: float | None = None) -> None:
+        pass
+
+    def advance(self, amount: float = 1.0, info: str | None = None) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        error_console.print(text, highlight=False, soft_wrap=True)
+
+    def run_started(self, run: PlannedRun, position: int, total: int) -> None:
+        pass
+
+    def run_finished(self, record: RunRecord) -> None:
+        pass
+
+
+def interrupted_study(directory: Path, total: int) -> str:
+    """What an interrupted study's directory really holds: valid results out of the planned."""
+    from llenergymeasure.results.layout import RESULT_FILENAME
+    from llenergymeasure.study.runner import RUNS_DIRNAME
+
+    runs = directory / RUNS_DIRNAME
+    if not directory.exists():
+        return f"{directory} was not created"
+    done = sum(1 for p in runs.glob(f"*/{RESULT_FILENAME}") if p.is_file()) if runs.is_dir() else 0
+    return f"{directory} holds {done} of {total} results ({listing(directory)})"
 
 
 def plan_table(study: StudyConfig) -> Table:
@@ -128,8 +166,9 @@ def register(app: typer.Typer) -> None:
         from llenergymeasure.config.study import StudyConfig, expand, load_study_config
         from llenergymeasure.domain.study import StudyManifest
         from llenergymeasure.errors import ConfigError
+        from llenergymeasure.files import check_output_dir
         from llenergymeasure.results.io import load_model
-        from llenergymeasure.study.runner import MANIFEST_FILENAME, run_study
+        from llenergymeasure.study.runner import MANIFEST_FILENAME, run_study, study_directory
 
         if resume is not None:
             manifest = load_model(resume / MANIFEST_FILENAME, StudyManifest)
@@ -139,15 +178,24 @@ def register(app: typer.Typer) -> None:
             config = load_study_config(study_file, output)
         else:
             raise ConfigError("give a study YAML file, or --resume DIR")
+        check_output_dir(config.output_dir, "-o" if output is not None else "output_dir")
+        directory = check_output_dir(study_directory(config), "name")
         if dry_run:
             console.print(plan_table(config))
             return
         total = len(expand(config))
-        if quiet:
-            result = run_study(config)
-        else:
-            with RichStudyReporter(total) as reporter:
-                result = run_study(config, reporter=reporter)
+        try:
+            if quiet:
+                result = run_study(config, reporter=QuietStudyReporter())
+            else:
+                with RichStudyReporter(total) as reporter:
+                    result = run_study(config, reporter=reporter)
+        except INTERRUPTS as exc:
+            exit_interrupted(
+                f"{interrupted_study(directory, total)}; completed results are kept; "
+                f"continue with `llem study --resume {directory}`.",
+                exc,
+            )
         console.print(summary_table(result))
         for line in no_output_warnings(result):
             warn(line)
