@@ -48,13 +48,15 @@ def sbatch_parameters(config: SlurmExecutorConfig, job_name: str) -> dict[str, A
     return params
 
 
-def render_sbatch(config: SlurmExecutorConfig, job_name: str, folder: Path) -> list[str]:
-    """The ``#SBATCH`` lines submitit would write for one run's job."""
+def render_sbatch(
+    config: SlurmExecutorConfig, job_name: str, folder: Path, array_size: int | None = None
+) -> list[str]:
+    """The ``#SBATCH`` lines submitit would write for a run's job (or an array of that size)."""
     from submitit.slurm import slurm
 
     text = slurm._make_sbatch_string(
         command="python -u -m submitit.core._submit FOLDER", folder=folder,
-        **sbatch_parameters(config, job_name),
+        map_count=array_size, **sbatch_parameters(config, job_name),
     )  # fmt: skip
     return [line for line in text.splitlines() if line.startswith("#SBATCH")]
 
