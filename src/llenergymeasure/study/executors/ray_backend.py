@@ -35,7 +35,9 @@ class RunActor:
         import ray
 
         try:
-            self._outcome = execute(task, task_id=ray.get_runtime_context().get_actor_id())
+            context = ray.get_runtime_context()
+            granted = {"ray_gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+            self._outcome = execute(task, task_id=context.get_actor_id(), extra=granted)
         finally:
             self._done.set()
 

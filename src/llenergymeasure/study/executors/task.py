@@ -42,8 +42,12 @@ def _job_id_seen_inside() -> str | None:
     return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
 
 
-def execute(task: RunTask, task_id: str | None = None) -> dict[str, Any]:
-    """Run the experiment in a fresh child process; returns (and writes) the outcome."""
+def execute(
+    task: RunTask, task_id: str | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run the experiment in a fresh child process; returns (and writes) the outcome.
+
+    ``extra`` adds what the engine knows about the placement (e.g. Ray's GPU ids)."""
     from llenergymeasure.config.experiment import ExperimentConfig
     from llenergymeasure.config.study import PlannedRun
     from llenergymeasure.measure.progress import NullReporter
@@ -59,6 +63,7 @@ def execute(task: RunTask, task_id: str | None = None) -> dict[str, Any]:
         "task_id": task_id or _job_id_seen_inside(),
         "pid": os.getpid(),
         "started_at": _now(),
+        **(extra or {}),
     }
     write_outcome(run_dir, outcome)
     config = ExperimentConfig.model_validate_json(task.config_json)
