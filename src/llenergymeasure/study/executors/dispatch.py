@@ -79,6 +79,7 @@ class Dispatcher:
         self.max_in_flight: int = study.executor.max_in_flight  # type: ignore[union-attr]
         self.barrier = study.order == "interleaved" and study.executor.cycle_barrier  # type: ignore[union-attr]
         self.poll_sec: float = study.executor.poll_sec  # type: ignore[union-attr]
+        self.position = {run.run_id: i for i, run in enumerate(runs)}
         self.in_flight: dict[str, PlannedRun] = {}
         self.todo: list[PlannedRun] = []
         self.submitted = 0
@@ -144,9 +145,9 @@ class Dispatcher:
             record.executor, record.job_id, record.submitted_at = self.kind, job_id, now
             record.host = record.gpus = record.started_at = record.finished_at = None
             self.store.update(record)
-            self.todo.remove(run)
             self.in_flight[run.run_id] = run
             self.submitted += 1
+        self.todo = [r for r in self.todo if r.run_id not in self.in_flight]
 
     def _check(self, run: PlannedRun) -> None:
         record = self.record(run)
@@ -156,7 +157,7 @@ class Dispatcher:
             self._placement(record, outcome)
             record.status = "running"
             self.store.update(record)
-            self.reporter.run_started(run, self.runs.index(run), len(self.runs))  # type: ignore[attr-defined]
+            self.reporter.run_started(run, self.position[run.run_id], len(self.runs))  # type: ignore[attr-defined]
         if (outcome is not None and outcome.get("state") == "ended") or state != "active":
             self._harvest(run, state)
 
