@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from llenergymeasure.config.executor import SlurmExecutorConfig
 from llenergymeasure.config.study import StudyConfig, expand
 from llenergymeasure.domain.study import RunRecord, StudyManifest
+from llenergymeasure.results.io import load_model
 from llenergymeasure.study.executors.plan import submission_plan
 from llenergymeasure.study.executors.submitit_backend import render_sbatch, sbatch_parameters
 from llenergymeasure.study.manifest_store import JOURNAL_FILENAME, ManifestStore, load_manifest
@@ -129,22 +130,24 @@ def _manifest(n: int) -> StudyManifest:
 
 
 def test_journal_replays_over_snapshot_and_ignores_a_torn_line(tmp_path: Path) -> None:
-    store = ManifestStore(tmp_path, _manifest(200))  # compacts every 4 changes
-    assert store.compact_every == 4
-    for i in range(6):
+    assert ManifestStore(tmp_path, _manifest(20)).compact_every == 1  # small: always current
+    store = ManifestStore(tmp_path, _manifest(100))
+    assert store.compact_every == 20
+    for i in range(22):
         record = store.records[f"r{i}"]
         record.status, record.job_id, record.host = "submitted", f"job{i}", "node7"
         store.update(record)
-    # 4 changes compacted into manifest.json, 2 only in the journal
+    # 20 changes compacted into manifest.json, 2 only in the journal
     assert len((tmp_path / JOURNAL_FILENAME).read_text().splitlines()) == 2
+    assert load_model(tmp_path / "manifest.json", StudyManifest).runs[21].job_id is None
     with open(tmp_path / JOURNAL_FILENAME, "a") as journal:
-        journal.write('{"run_id": "r9", "config_ind')  # a crash mid-line
+        journal.write('{"run_id": "r90", "config_ind')  # a crash mid-line
     loaded = load_manifest(tmp_path)
-    assert [r.job_id for r in loaded.runs[:7]] == [f"job{i}" for i in range(6)] + [None]
-    assert loaded.runs[9].status == "pending"
+    assert [r.job_id for r in loaded.runs[:23]] == [f"job{i}" for i in range(22)] + [None]
+    assert loaded.runs[90].status == "pending"
     store.close()
     assert not (tmp_path / JOURNAL_FILENAME).exists()
-    assert load_manifest(tmp_path).runs[5].host == "node7"
+    assert load_manifest(tmp_path).runs[21].host == "node7"
 
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -3,15 +3,18 @@
 Rewriting a manifest of thousands of runs at every change costs O(runs) per change, O(runs²)
 per study. Instead each change appends the run's whole record as one JSON line to
 ``manifest.journal.jsonl`` (one ``write`` of a small line, flushed: a crash of the parent
-loses nothing the kernel has), and every ``compact_every`` changes the snapshot
-``manifest.json`` is rewritten atomically and the journal emptied. Readers load the snapshot
-and replay the journal (a torn last line is ignored); replaying is idempotent, so a crash
-between the snapshot and the truncation is harmless. For studies of up to ~50 runs every
-change compacts, so ``manifest.json`` alone is always current.
+loses nothing the kernel has), and the snapshot ``manifest.json`` is rewritten atomically
+(and the journal emptied) every ``runs / 5`` changes or, at the next change, once it is
+``COMPACT_AFTER_SEC`` old: a few snapshots per pass over the study, each O(runs), so the
+bookkeeping stays linear in the number of runs. Readers load the snapshot and replay the
+journal (a torn last line is ignored); replaying is idempotent, so a crash between the
+snapshot and the truncation is harmless. Studies of up to 50 runs compact at every change, so
+their ``manifest.json`` alone is always current.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +24,9 @@ from llenergymeasure.results.io import load_model, save_model
 
 MANIFEST_FILENAME = "manifest.json"
 JOURNAL_FILENAME = "manifest.journal.jsonl"
+#: Studies up to this many runs rewrite the snapshot at every change.
+SMALL_STUDY_RUNS = 50
+COMPACT_AFTER_SEC = 30.0
 
 
 def load_manifest(directory: Path) -> StudyManifest:
@@ -50,7 +56,9 @@ class ManifestStore:
         self.directory = directory
         self.manifest = manifest
         self.records = {r.run_id: r for r in manifest.runs}
-        self.compact_every = max(1, len(manifest.runs) // 50)
+        n = len(manifest.runs)
+        self.compact_every = 1 if n <= SMALL_STUDY_RUNS else max(1, n // 5)
+        self._compacted_at = time.monotonic()
         self._pending = 0
         self._journal: IO[str] | None = None
         self.compact()
@@ -64,7 +72,8 @@ class ManifestStore:
         self._journal.write(record.model_dump_json() + "\n")
         self._journal.flush()
         self._pending += 1
-        if self._pending >= self.compact_every:
+        stale = time.monotonic() - self._compacted_at >= COMPACT_AFTER_SEC
+        if self._pending >= self.compact_every or stale:
             self.compact()
 
     def compact(self) -> None:
@@ -76,6 +85,7 @@ class ManifestStore:
         else:
             (self.directory / JOURNAL_FILENAME).unlink(missing_ok=True)
         self._pending = 0
+        self._compacted_at = time.monotonic()
 
     def close(self) -> None:
         """Final snapshot; the journal file is removed."""
