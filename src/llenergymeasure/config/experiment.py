@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
+
 EnergyInstrument = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
 FlopsMethodChoice = Literal["auto", "calflops", "architecture", "parameter_estimate"]
 
@@ -99,6 +101,14 @@ class ExperimentConfig(_Strict):
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
     output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
+    carbon: CarbonSettings = Field(
+        default_factory=CarbonSettings,
+        description="Grid intensity, PUE: a view on the energy; not part of the hash.",
+    )
+    cost: CostSettings = Field(
+        default_factory=CostSettings,
+        description="Hardware prices: a view on the time; not part of the hash.",
+    )
 
     @field_validator("model")
     @classmethod
@@ -117,7 +127,7 @@ class ExperimentConfig(_Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of the fields that change what is measured (not output_dir or name)."""
+        """Hash of the fields that change what is measured (not HASH_EXCLUDED's)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -127,5 +137,7 @@ class ExperimentConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-#: Fields that do not change what is measured, left out of the config hash.
-HASH_EXCLUDED = {"output_dir", "name"}
+#: Fields that do not change what is measured, left out of the config hash. ``carbon`` and
+#: ``cost`` are views computed from the stored energy and time (recomputable later), so two runs
+#: that differ only in them measured the same thing and share a hash.
+HASH_EXCLUDED = {"output_dir", "name", "carbon", "cost"}

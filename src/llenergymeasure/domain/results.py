@@ -10,12 +10,13 @@ from pydantic import Field, computed_field, model_validator
 from llenergymeasure.domain.base import DomainModel
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.energy import EnergyMetrics
+from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
-#: refuse files with another major version.
-SCHEMA_VERSION = "1.0"
+#: refuse files with another major version. 1.1: optional ``carbon`` and ``cost`` (1.0 files load).
+SCHEMA_VERSION = "1.1"
 
 
 class DeviceInfo(DomainModel):
@@ -106,6 +107,12 @@ class ExperimentResult(_Timed):
     )
     warnings: list[str] = Field(default_factory=list)
     process_results: list[RawProcessResult] = Field(default_factory=list)
+    carbon: CarbonEstimate | None = Field(
+        default=None, description="gCO2e of the window: a view, recomputable (results/footprint)."
+    )
+    cost: CostEstimate | None = Field(
+        default=None, description="Hardware cost of the window, when a price was configured."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

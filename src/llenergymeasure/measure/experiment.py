@@ -27,6 +27,7 @@ from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.measure.prompts import batched, load_prompt_ids
 from llenergymeasure.measure.warmup import run_warmup
 from llenergymeasure.results.aggregation import aggregate
+from llenergymeasure.results.intensity import check_region
 from llenergymeasure.results.io import atomic_write_json, save_model, save_result
 from llenergymeasure.results.layout import (
     CONFIG_FILENAME,
@@ -42,14 +43,16 @@ log = logging.getLogger("llenergymeasure")
 
 
 def as_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
-    """Accept a config object, a mapping of fields, or a YAML path."""
+    """Accept a config object, a mapping of fields, or a YAML path (checked before measuring)."""
     if isinstance(config, ExperimentConfig):
-        check_prompt_file(config)
-        return config
-    if isinstance(config, (str, Path)):
-        return load_experiment_config(config)
-    result = validate(ExperimentConfig, config)
-    check_prompt_file(result)
+        result = config
+        check_prompt_file(result)
+    elif isinstance(config, (str, Path)):
+        result = load_experiment_config(config)
+    else:
+        result = validate(ExperimentConfig, config)
+        check_prompt_file(result)
+    check_region(result.carbon)  # an unknown grid region fails now, not after measuring
     return result
 
 

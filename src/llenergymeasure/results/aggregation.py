@@ -19,6 +19,7 @@ from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo
 from llenergymeasure.domain.results import EnvironmentSnapshot, ExperimentResult, RawProcessResult
 from llenergymeasure.errors import LlemError, ResultFileError
+from llenergymeasure.results.footprint import footprint
 from llenergymeasure.results.io import load_model, load_process_result, save_result
 from llenergymeasure.results.layout import (
     CONFIG_FILENAME,
@@ -62,7 +63,7 @@ def aggregate(
         compute.precision,
     )
     all_warnings = list(dict.fromkeys([*warnings, *(w for p in procs for w in p.warnings)]))
-    return ExperimentResult(
+    result = ExperimentResult(
         experiment_id=first.experiment_id,
         config=config,
         config_hash=first.config_hash,
@@ -78,6 +79,7 @@ def aggregate(
         warnings=all_warnings,
         process_results=list(procs),
     )
+    return footprint(result)  # carbon and cost: views on the figures above
 
 
 def window_overlap(process_results: Sequence[RawProcessResult]) -> float:

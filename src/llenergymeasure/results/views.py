@@ -14,6 +14,7 @@ from typing import Any
 from llenergymeasure.domain.inference import LatencyStats
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.results.collection import LoadedResult
+from llenergymeasure.results.footprint import footprint_rows
 from llenergymeasure.results.records import result_record
 
 MISSING = "-"
@@ -210,6 +211,7 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 ("tokens per second per watt", n.tokens_per_second_per_watt, energy_how),
             ],
         ),
+        _figures("carbon and cost", footprint_rows(r)),
         _figures(
             "thermal",
             [
@@ -248,6 +250,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("energy_per_output_token_j", "J per output token", "lower"),
     ("tokens_per_second", "tokens per second", "higher"),
     ("tokens_per_joule", "tokens per joule", "higher"),
+    ("co2e_per_output_token_g", "gCO2e per output token", "lower"),
+    ("cost_per_million_output_tokens_usd", "USD per 1M output tokens", "lower"),
     ("total_energy_j", "total energy (J)", ""),
     ("mean_power_w", "mean power (W)", ""),
     ("ttft_p50_ms", "TTFT p50 (ms)", "lower"),
@@ -268,6 +272,8 @@ DESCRIBED: tuple[tuple[str, str], ...] = (
     ("batch_size", "batch size"),
     ("energy_method", "energy method"),
     ("flops_method", "FLOPs method"),
+    ("carbon_region", "carbon region"),
+    ("carbon_intensity_g_per_kwh", "grid intensity (g/kWh)"),
     ("throttled", "throttled"),
     ("warmup_converged", "warmup converged"),
 )
