@@ -97,7 +97,10 @@ class RayBackend:
             "configure_logging": False,
         }
         if config.address is not None:
-            ray.init(address=config.address, **common)
+            try:
+                ray.init(address=config.address, **common)
+            except ConnectionError as exc:
+                raise LlemError(f"executor.address: {exc}") from None
             return
         saved = dict(os.environ)
         os.environ.update(local_cluster_env())  # inherited by the cluster's processes
