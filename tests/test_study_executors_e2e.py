@@ -201,3 +201,60 @@ def test_ray_local_cluster_on_loopback_with_fake_gpus(
         socket.gethostname(): 8
     }
     print(f"\nray local cluster: {elapsed:.1f} s; local executor: {reference_sec:.1f} s")
+
+
+RAY_REATTACH_SCRIPT = r"""
+set -e
+export RAY_AUTH_MODE=disabled RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
+export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost
+ray start --head --node-ip-address=127.0.0.1 --port=6391 --num-gpus=2 --num-cpus=2 \
+    --include-dashboard=false --disable-usage-stats > ray_start.log 2>&1
+trap 'ray stop --force > /dev/null 2>&1' EXIT
+"$PYTHON" -m llenergymeasure.cli.main study study.yaml -o out -q > first.log 2>&1 &
+parent=$!
+for i in $(seq 1 600); do  # until both runs are in flight, then SIGKILL the parent alone
+  if grep -qE '"status": ?"running"' out/re/manifest.json 2>/dev/null; then break; fi
+  sleep 0.5
+done
+kill -9 $parent
+"$PYTHON" -c "
+from pathlib import Path
+from llenergymeasure.study.manifest_store import load_manifest
+runs = load_manifest(Path('out/re')).runs
+print('FLYING', sum(r.status in ('submitted', 'running') for r in runs))
+print('JOBS', sorted(r.job_id or '-' for r in runs))
+"
+"$PYTHON" -m llenergymeasure.cli.main study study.yaml -o out -q > second.log 2>&1
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_cluster_parent_killed_then_resume_reattaches_by_actor_name(tmp_path: Path) -> None:
+    prefix = loopback_only_namespace()
+    if prefix is None:
+        pytest.skip("cannot make a loopback-only network namespace (unshare -n) here")
+    (tmp_path / "study.yaml").write_text(
+        "name: re\n"
+        "base: {model: builtin:tiny-llama, n_prompts: 2, baseline_sec: 0,"
+        " warmup: {mode: fixed, n: 0}}\n"
+        "sweep: {batch_size: [1, 2]}\n"
+        'executor: {kind: ray, address: "127.0.0.1:6391", gpus_per_run: 1, max_in_flight: 2,'
+        " poll_sec: 0.5}\n"
+    )
+    script = tmp_path / "run.sh"
+    script.write_text(RAY_REATTACH_SCRIPT)
+    bindir = str(Path(sys.executable).parent)  # the `ray` command of this environment
+    env = source_env(PYTHON=sys.executable, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+    proc = subprocess.run(
+        [*prefix, "sh", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    logs = "".join((tmp_path / n).read_text() for n in ("second.log",) if (tmp_path / n).exists())
+    assert proc.returncode == 0, proc.stderr[-2000:] + logs[-2000:]
+    jobs_at_kill = proc.stdout.split("JOBS", 1)[1].strip()
+    assert int(proc.stdout.split("FLYING", 1)[1].split()[0]) >= 1  # killed with runs in flight
+    final = load_manifest(tmp_path / "out" / "re")
+    assert [r.status for r in final.runs] == ["completed", "completed"]
+    assert all(r.attempts == 1 for r in final.runs)  # reattached, not submitted again
+    assert str(sorted(r.job_id for r in final.runs)) == jobs_at_kill
+    assert sorted(r.gpus for r in final.runs) == ["0", "1"]
