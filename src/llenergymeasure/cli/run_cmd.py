@@ -213,6 +213,15 @@ def register(app: typer.Typer) -> None:
         baseline_sec: float | None = typer.Option(
             None, "--baseline-sec", help="Idle baseline seconds before measuring (0: none)."
         ),
+        baseline_settle_sec: float | None = typer.Option(
+            None, "--baseline-settle-sec", help="Rest after warmup before the idle baseline."
+        ),
+        no_baseline_cache: bool = typer.Option(
+            False, "--no-baseline-cache", help="Measure the idle baseline now; no cache."
+        ),
+        refresh_baseline: bool = typer.Option(
+            False, "--refresh-baseline", help="Measure the idle baseline now and re-cache it."
+        ),
         output: Path | None = typer.Option(None, "-o", "--output", help="Output directory."),
         processes: int | None = typer.Option(
             None, "--processes", "-p", help="Data-parallel worker processes, one device each."
@@ -235,6 +244,12 @@ def register(app: typer.Typer) -> None:
             "max_output_tokens": max_output_tokens,
             "energy": energy,
             "baseline_sec": baseline_sec,
+            "baseline_settle_sec": baseline_settle_sec,
+            "baseline_cache": False
+            if no_baseline_cache
+            else "refresh"
+            if refresh_baseline
+            else None,
             "output_dir": str(output) if output is not None else None,
             "processes": processes,
         }

@@ -96,6 +96,19 @@ class ExperimentConfig(_Strict):
     baseline_sec: float = Field(
         default=10.0, ge=0, description="Idle-power baseline before measuring; 0 disables."
     )
+    baseline_settle_sec: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the devices rest after warmup before the idle baseline is measured "
+        "(recorded with the result).",
+    )
+    baseline_cache: bool | Literal["refresh"] = Field(
+        default=True,
+        description="true: reuse a cached idle baseline measured on the same devices and "
+        "instruments for at least baseline_sec after at least baseline_settle_sec of rest, "
+        "younger than an hour; false: always measure, never read or write the cache; "
+        "refresh: measure and replace the cached one. Not part of the config hash.",
+    )
     energy: EnergyInstrument = "auto"
     flops_method: FlopsMethodChoice = "auto"
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
@@ -139,5 +152,6 @@ class ExperimentConfig(_Strict):
 
 #: Fields that do not change what is measured, left out of the config hash. ``carbon`` and
 #: ``cost`` are views computed from the stored energy and time (recomputable later), so two runs
-#: that differ only in them measured the same thing and share a hash.
-HASH_EXCLUDED = {"output_dir", "name", "carbon", "cost"}
+#: that differ only in them measured the same thing and share a hash; ``baseline_cache`` only
+#: says whether an earlier idle baseline may be reused (the result records which).
+HASH_EXCLUDED = {"output_dir", "name", "carbon", "cost", "baseline_cache"}

@@ -16,7 +16,9 @@ from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInf
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: refuse files with another major version. 1.1: optional ``carbon`` and ``cost`` (1.0 files load).
-SCHEMA_VERSION = "1.1"
+#: 1.2: ``thermal.throttle_intervals`` (``throttle_timestamps`` became their starts) and
+#: ``energy.baseline``; older files load with those empty.
+SCHEMA_VERSION = "1.2"
 
 
 class DeviceInfo(DomainModel):

@@ -158,8 +158,9 @@ def measure_process(
         batches = [engine.prepare(b) for b in batched(mine, config.batch_size)]
         precision = engine.precision()
         # Chosen now, so that an unavailable instrument fails before minutes of warmup.
+        # The engine's own GPUs, none on CPU: [] meters no GPU (None would meter them all).
         meter = create_meter(
-            config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
+            config.energy, gpu_indices=engine.gpu_indices(), include_host=measure_host
         )
 
         try:
@@ -180,8 +181,18 @@ def measure_process(
                 )
 
             sync()
-            reporter.stage("baseline", total=config.baseline_sec or None)
-            baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
+            idle_sec = (
+                config.baseline_sec + config.baseline_settle_sec if config.baseline_sec else 0
+            )
+            reporter.stage("baseline", total=idle_sec or None)
+            # After a rest (recorded), so that the devices have left warmup's power state.
+            baseline = measure_baseline(
+                meter,
+                seconds=config.baseline_sec,
+                cache=config.baseline_cache,
+                settle_sec=config.baseline_settle_sec,
+            )
+            log.info("%s", baseline.describe())
             sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
 
             reporter.stage("measurement", total=len(batches))

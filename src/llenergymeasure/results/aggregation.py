@@ -2,7 +2,8 @@
 
 Energy is summed per device and in total, never averaged; tokens are summed; wall time runs
 from the first process's start to the last one's end, and throughput is over that wall time;
-latency percentiles come from the pooled raw samples; throttle flags are OR-ed; warmup results
+latency percentiles come from the pooled raw samples; throttle flags are OR-ed and throttled
+intervals put on the first window's start, their union the duration; warmup results
 are kept per process; FLOPs are summed; NormalisedMetrics are recomputed from the totals.
 """
 
@@ -74,7 +75,10 @@ def aggregate(
         inference=inference,
         compute=compute,
         normalised=normalised,
-        thermal=ThermalThrottleInfo.merge(p.thermal for p in procs),
+        thermal=ThermalThrottleInfo.merge(
+            (p.thermal for p in procs),
+            [(p.start_time - start).total_seconds() for p in procs],  # one time origin
+        ),
         warmup=[p.warmup for p in procs if p.warmup is not None],
         warnings=all_warnings,
         process_results=list(procs),

@@ -234,6 +234,30 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "baseline_method", "str", "how the idle baseline was obtained", "energy.baseline_method"
     ),
+    Column(
+        "baseline_duration_sec",
+        "float",
+        "length of the idle window the baseline was measured over",
+        lambda r: r.energy.baseline.duration_sec if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_samples",
+        "int",
+        "power samples taken during the idle window",
+        lambda r: r.energy.baseline.samples if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_settle_sec",
+        "float",
+        "rest before the idle window",
+        lambda r: r.energy.baseline.settle_sec if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_age_sec",
+        "float",
+        "from the idle window's end to the measurement window's start",
+        lambda r: r.energy.baseline.age_sec if r.energy.baseline else None,
+    ),
     *_latency_columns("ttft"),
     *_latency_columns("itl"),
     *_latency_columns("request_latency"),

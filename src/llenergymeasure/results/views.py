@@ -148,7 +148,11 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 ("total energy (J)", e.total_energy_j, energy_how),
                 ("GPU / CPU / RAM energy (J)", split, energy_how),
                 ("idle-adjusted energy (J)", e.adjusted_energy_j, f"baseline {e.baseline_method}"),
-                ("idle baseline power (W)", e.baseline_power_w, f"baseline {e.baseline_method}"),
+                (
+                    "idle baseline power (W)",
+                    e.baseline_power_w,
+                    f"baseline {e.baseline.describe() if e.baseline else e.baseline_method}",
+                ),
                 ("mean power (W)", e.mean_power_w, "total energy / duration"),
                 ("duration (s)", e.duration_sec, ""),
             ],
