@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -39,15 +40,39 @@ console: Console = _LazyConsole()  # type: ignore[assignment]
 error_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
-def exit_interrupted(message: str) -> NoReturn:
-    """Print one line and exit 130 after Ctrl-C, whatever the interpreter's state.
+def listing(directory: Path, limit: int = 8) -> str | None:
+    """The names in a directory ('a, b/, c'), 'nothing', or None when it does not exist."""
+    try:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"(cannot be listed: {exc.strerror})"
+    names = [n for n in names if not n.startswith(".")]  # lock and temporary files
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def directory_contents(directory: Path) -> str:
+    """What a directory holds, for an interrupt message: 'X holds a, b' or 'X was not created'."""
+    names = listing(directory)
+    return f"{directory} was not created" if names is None else f"{directory} holds {names}"
+
+
+def exit_interrupted(message: str, exc: BaseException | None = None) -> NoReturn:
+    """Print one line and exit 130 after Ctrl-C (143 after SIGTERM), whatever the state.
 
     CPython 3.11 remembers a KeyboardInterrupt that passed through code run by ``exec()``
     (dataclass and pydantic class creation use it) and re-kills the process with SIGINT at
     shutdown even after the interrupt was handled, so the exit status would depend on where
     Ctrl-C landed. Files are all written atomically and closed by now; flush and leave.
     """
-    error_console.print(f"[yellow]interrupted[/]: {message}", highlight=False, soft_wrap=True)
+    from llenergymeasure.signals import SIGINT_EXIT, exit_status, interrupt_name
+
+    name = interrupt_name(exc) if exc is not None else "interrupted"
+    error_console.print(f"[yellow]{name}[/]: {message}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(130)
+    os._exit(exit_status(exc) if exc is not None else SIGINT_EXIT)

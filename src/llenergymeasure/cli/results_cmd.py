@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
         gpus: int | None = fo.GPUS,
     ) -> None:
         """One row per result, stable column names with units (CSV or Parquet)."""
+        from llenergymeasure.files import check_output_file
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.export import write_export
         from llenergymeasure.results.footprint import recompute_set
@@ -148,7 +149,7 @@ def register(app: typer.Typer) -> None:
         if fmt is None:
             suffix = output.suffix.lower().lstrip(".") if output else ""
             fmt = ExportFormat(suffix) if suffix in ExportFormat.__members__ else ExportFormat.csv
-        output = output or Path(f"results.{fmt.value}")
+        output = check_output_file(output or Path(f"results.{fmt.value}"))
         found = recompute_set(
             load_results(directory),
             fo.overrides(

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from llenergymeasure.cli.console import console, error_console, exit_interrupted
+from llenergymeasure.cli.console import (
+    console,
+    directory_contents,
+    error_console,
+    exit_interrupted,
+)
+from llenergymeasure.signals import INTERRUPTS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -233,6 +239,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run one experiment and write OUTPUT/<experiment_id>/result.json."""
         from llenergymeasure.config.loading import load_experiment_config
+        from llenergymeasure.files import check_output_dir
         from llenergymeasure.measure.experiment import new_experiment_id, run_experiment
         from llenergymeasure.results.io import RESULT_FILENAME
 
@@ -254,6 +261,7 @@ def register(app: typer.Typer) -> None:
             "processes": processes,
         }
         cfg = load_experiment_config(config, overrides)
+        check_output_dir(cfg.output_dir, "-o" if output is not None else "output_dir")
         experiment_id = new_experiment_id(cfg)
         path = Path(cfg.output_dir) / experiment_id / RESULT_FILENAME
         try:
@@ -269,10 +277,12 @@ def register(app: typer.Typer) -> None:
                         reporter=reporter,
                         allow_partial=allow_partial,
                     )
-        except KeyboardInterrupt:
+        except INTERRUPTS as exc:
             exit_interrupted(
-                f"no result written for {experiment_id} (its directory holds only the log); "
-                f"earlier results in {cfg.output_dir} are untouched."
+                f"no result written for {experiment_id}; "
+                f"{directory_contents(path.parent)}; "
+                f"earlier results in {cfg.output_dir} are untouched.",
+                exc,
             )
         console.print(summary_table(result, path))
         for warning in result.warnings:

@@ -7,8 +7,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import (
+    console,
+    error_console,
+    exit_interrupted,
+    listing,
+)
 from llenergymeasure.cli.run_cmd import RichReporter
+from llenergymeasure.signals import INTERRUPTS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -40,6 +46,37 @@ class RichStudyReporter(RichReporter):
             self.message(f"[red]failed[/] {record.run_id}: {record.error}")
         self.clear_stages()
         self._progress.refresh()
+
+
+class QuietStudyReporter:
+    """No bars; only messages (warnings about other studies running) are printed."""
+
+    def stage(self, name: str, total: float | None = None) -> None:
+        pass
+
+    def advance(self, amount: float = 1.0, info: str | None = None) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        error_console.print(text, highlight=False, soft_wrap=True)
+
+    def run_started(self, run: PlannedRun, position: int, total: int) -> None:
+        pass
+
+    def run_finished(self, record: RunRecord) -> None:
+        pass
+
+
+def interrupted_study(directory: Path, total: int) -> str:
+    """What an interrupted study's directory really holds: valid results out of the planned."""
+    from llenergymeasure.results.layout import RESULT_FILENAME
+    from llenergymeasure.study.runner import RUNS_DIRNAME
+
+    runs = directory / RUNS_DIRNAME
+    if not directory.exists():
+        return f"{directory} was not created"
+    done = sum(1 for p in runs.glob(f"*/{RESULT_FILENAME}") if p.is_file()) if runs.is_dir() else 0
+    return f"{directory} holds {done} of {total} results ({listing(directory)})"
 
 
 def plan_table(study: StudyConfig) -> Table:
@@ -126,8 +163,9 @@ def register(app: typer.Typer) -> None:
         from llenergymeasure.config.loading import validate
         from llenergymeasure.config.study import StudyConfig, expand, load_study_config
         from llenergymeasure.errors import ConfigError
+        from llenergymeasure.files import check_output_dir
         from llenergymeasure.study.manifest_store import MANIFEST_FILENAME, load_manifest
-        from llenergymeasure.study.runner import run_study
+        from llenergymeasure.study.runner import run_study, study_directory
 
         if executor is not None and executor not in EXECUTOR_KINDS:
             raise ConfigError(
@@ -147,6 +185,8 @@ def register(app: typer.Typer) -> None:
                 {**config.model_dump(mode="json"), "executor": executor},
                 source="--executor",
             )
+        check_output_dir(config.output_dir, "-o" if output is not None else "output_dir")
+        directory = check_output_dir(study_directory(config), "name")
         if dry_run:
             from llenergymeasure.study.executors.plan import describe_plan, submission_plan
 
@@ -155,11 +195,18 @@ def register(app: typer.Typer) -> None:
                 console.print(line, highlight=False, soft_wrap=True)
             return
         total = len(expand(config))
-        if quiet:
-            result = run_study(config)
-        else:
-            with RichStudyReporter(total) as reporter:
-                result = run_study(config, reporter=reporter)
+        try:
+            if quiet:
+                result = run_study(config, reporter=QuietStudyReporter())
+            else:
+                with RichStudyReporter(total) as reporter:
+                    result = run_study(config, reporter=reporter)
+        except INTERRUPTS as exc:
+            exit_interrupted(
+                f"{interrupted_study(directory, total)}; completed results are kept; "
+                f"continue with `llem study --resume {directory}`.",
+                exc,
+            )
         console.print(summary_table(result))
         if result.failed:
             error_console.print(f"[yellow]{result.failed} run(s) failed[/]; see the manifest.")

@@ -136,7 +136,10 @@ def load_experiment_config(
 
 
 def check_prompt_file(config: ExperimentConfig) -> None:
-    """A file prompt source must exist before anything is loaded."""
+    """A file prompt source must exist, and the requests fit in memory, before any loading."""
+    from llenergymeasure.config.budget import check_request_memory
+
     path = config.prompts.path
     if config.prompts.source == "file" and path is not None and not path.is_file():
         raise ConfigError(f"prompts.path: prompt file not found: {path}")
+    check_request_memory(config)

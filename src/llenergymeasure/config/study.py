@@ -19,7 +19,7 @@ from llenergymeasure.config.executor import (
     executor_from_value,
 )
 from llenergymeasure.config.experiment import ExperimentConfig
-from llenergymeasure.config.loading import read_yaml, set_dotted, validate
+from llenergymeasure.config.loading import check_prompt_file, read_yaml, set_dotted, validate
 from llenergymeasure.errors import ConfigError
 
 
@@ -58,8 +58,17 @@ class StudyConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\") or value in (".", ".."):
-            raise ValueError(f"name must be a plain directory name, got {value!r}")
+        if not value or any(c in value for c in "/\\\0") or value in (".", ".."):
+            raise ValueError(
+                "name must be a plain directory name (no '/', '\\' or NUL byte; not '.' or '..')"
+            )
+        return value
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir_plain(cls, value: Path) -> Path:
+        if "\0" in str(value):
+            raise ValueError("output_dir holds a NUL byte; choose another path")
         return value
 
     @field_validator("sweep")
@@ -151,6 +160,16 @@ def load_study_config(path: str | Path, output_dir: Path | None = None) -> Study
         data["base"] = read_yaml(base_path)
     if output_dir is not None:
         data["output_dir"] = str(output_dir)
+    if data.get("experiments") == []:  # the manifest's dump has [] when absent: check here
+        raise ConfigError(
+            f"{path}: experiments is empty; list at least one experiment, or leave the key "
+            "out to run the base config alone"
+        )
     study = validate(StudyConfig, data, source=str(path))
-    expand(study)  # validate every run's config now, before anything starts
+    # Validate every run's config now, before anything starts: fields, prompt files, memory.
+    seen: set[str] = set()
+    for run in expand(study):
+        if run.config.config_hash() not in seen:
+            seen.add(run.config.config_hash())
+            check_prompt_file(run.config)
     return study

@@ -26,6 +26,8 @@ from llenergymeasure.config.study import PlannedRun, StudyConfig, expand, load_s
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import RunRecord, StudyManifest, StudyResult
 from llenergymeasure.errors import LlemError, ResultFileError
+from llenergymeasure.files import check_output_dir
+from llenergymeasure.locking import DirectoryLock
 from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.results.intensity import check_region
 from llenergymeasure.results.io import load_result, save_model
@@ -121,6 +123,18 @@ def run_study(
     runs = expand(study, output_dir=runs_dir)
     for carbon in {run.config.carbon.model_dump_json(): run.config.carbon for run in runs}.values():
         check_region(carbon)  # fail before the first run, not after
+    check_output_dir(directory)
+    with DirectoryLock(directory, "study") as lock:
+        for line in lock.warnings:
+            reporter.message(f"[yellow]warning:[/] {line}")  # type: ignore[union-attr]
+        return _run_locked(study, directory, runs, reporter)  # type: ignore[arg-type]
+
+
+def _run_locked(
+    study: StudyConfig, directory: Path, runs: list[PlannedRun], reporter: StudyReporter
+) -> StudyResult:
+    """The body of run_study, run while this process holds the study directory's lock."""
+    runs_dir = directory / RUNS_DIRNAME
     runs_dir.mkdir(parents=True, exist_ok=True)
     store = ManifestStore(directory, _open_manifest(study, directory, runs))
     _check_attached_elsewhere(study, store.manifest)
@@ -239,7 +253,11 @@ def _run_child(
             timer = threading.Timer(timeout_sec, _kill, (child, timed_out))
             timer.daemon = True
             timer.start()
-        error = _relay(child, run, reporter)
+        try:
+            error = _relay(child, run, reporter)
+        except BaseException:  # Ctrl-C or SIGTERM: the child stops too, and is waited for
+            _stop(child)
+            raise
         code = child.wait()
         if timer is not None:
             timer.cancel()
@@ -248,6 +266,17 @@ def _run_child(
     if code == 0:
         return _Outcome(True, None)
     return _Outcome(False, error or f"exited with status {code}; see {run_dir / CHILD_LOG}")
+
+
+def _stop(child: subprocess.Popen[str], grace_sec: float = 10.0) -> None:
+    """Ask the child to stop (SIGTERM: it logs and exits), then kill it after a grace period."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(grace_sec)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _kill(child: subprocess.Popen[str], flag: threading.Event) -> None:
