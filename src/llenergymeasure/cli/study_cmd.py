@@ -126,6 +126,19 @@ def summary_table(result: StudyResult) -> Table:
             return mean if m.n == 0 else f"{mean} (± {NO_SPREAD})"
         return f"{mean} ± {std} {interval}"
 
+    execution = result.execution
+    if execution is not None:
+        hosts = ", ".join(f"{h} ({n})" for h, n in execution.hosts.items()) or "-"
+        caption = (
+            f"{result.directory}\nexecutor {execution.executor}: at most "
+            f"{execution.max_concurrent} run(s) at once; hosts: {hosts}"
+        )
+        if execution.shared_host_runs:
+            caption += (
+                f"\n{len(execution.shared_host_runs)} run(s) overlapped another on the same "
+                "host: their host CPU/RAM energy includes the other's load"
+            )
+        table.caption = caption
     for s in result.summaries:
         table.add_row(
             describe_overrides(s.overrides),
@@ -160,28 +173,47 @@ def register(app: typer.Typer) -> None:
             None, "--resume", help="Resume the study in this directory (its manifest)."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        executor: str | None = typer.Option(
+            None,
+            "--executor",
+            help="Where runs execute: local, slurm or ray (overrides the study's executor:).",
+        ),
     ) -> None:
         """Run a study: a sweep or list of experiments, repeated in cycles, resumable."""
+        from llenergymeasure.config.executor import EXECUTOR_KINDS
         from llenergymeasure.config.loading import validate
         from llenergymeasure.config.study import StudyConfig, expand, load_study_config
-        from llenergymeasure.domain.study import StudyManifest
         from llenergymeasure.errors import ConfigError
         from llenergymeasure.files import check_output_dir
-        from llenergymeasure.results.io import load_model
-        from llenergymeasure.study.runner import MANIFEST_FILENAME, run_study, study_directory
+        from llenergymeasure.study.manifest_store import MANIFEST_FILENAME, load_manifest
+        from llenergymeasure.study.runner import run_study, study_directory
 
+        if executor is not None and executor not in EXECUTOR_KINDS:
+            raise ConfigError(
+                f"--executor: must be one of {', '.join(EXECUTOR_KINDS)} (got {executor!r})"
+            )
         if resume is not None:
-            manifest = load_model(resume / MANIFEST_FILENAME, StudyManifest)
+            manifest = load_manifest(resume)
             data = {**manifest.study_config, "output_dir": str(resume.parent)}
             config = validate(StudyConfig, data, source=str(resume / MANIFEST_FILENAME))
         elif study_file is not None:
             config = load_study_config(study_file, output)
         else:
             raise ConfigError("give a study YAML file, or --resume DIR")
+        if executor is not None and executor != config.executor.kind:
+            config = validate(
+                StudyConfig,
+                {**config.model_dump(mode="json"), "executor": executor},
+                source="--executor",
+            )
         check_output_dir(config.output_dir, "-o" if output is not None else "output_dir")
         directory = check_output_dir(study_directory(config), "name")
         if dry_run:
+            from llenergymeasure.study.executors.plan import describe_plan, submission_plan
+
             console.print(plan_table(config))
+            for line in describe_plan(submission_plan(config), config):
+                console.print(line, highlight=False, soft_wrap=True)
             return
         total = len(expand(config))
         try:

@@ -12,11 +12,12 @@ from llenergymeasure.domain.base import DomainModel
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.stats import confidence_interval, mean, stdev
 
-RunStatus = Literal["pending", "running", "completed", "failed"]
+RunStatus = Literal["pending", "submitted", "running", "completed", "failed"]
 
-#: 1.1: a metric over fewer than two runs has no std/interval (None); runs without output
-#: tokens are counted in ``without_output_tokens``. 1.0 files still load.
-STUDY_SCHEMA_VERSION = "1.1"
+#: 1.1 added where each run executed (executor, job id, host, GPUs) and the execution summary.
+#: 1.2: a metric over fewer than two runs has no std/interval (None); runs without output
+#: tokens are counted in ``without_output_tokens``. Older files still load.
+STUDY_SCHEMA_VERSION = "1.2"
 
 
 class RunRecord(DomainModel):
@@ -32,6 +33,15 @@ class RunRecord(DomainModel):
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    executor: str | None = Field(default=None, description="local, slurm or ray.")
+    job_id: str | None = Field(
+        default=None, description="Slurm job id or Ray actor name of the latest attempt."
+    )
+    submitted_at: datetime | None = None
+    host: str | None = Field(default=None, description="Host the run's process ran on.")
+    gpus: str | None = Field(
+        default=None, description="CUDA_VISIBLE_DEVICES the run saw (None: not set)."
+    )
 
 
 class StudyManifest(DomainModel):
@@ -152,6 +162,21 @@ class ConfigurationSummary(ConfigurationStats):
     failed: int = Field(ge=0)
 
 
+class ExecutionSummary(DomainModel):
+    """Where and how concurrently a study's runs executed."""
+
+    executor: str
+    max_concurrent: int = Field(ge=0, description="Most runs executing at the same moment.")
+    hosts: dict[str, int] = Field(default_factory=dict, description="Completed runs per host.")
+    shared_host_runs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Runs that overlapped in time with another run on the same host: their host "
+            "CPU/RAM energy includes the other run's load."
+        ),
+    )
+
+
 class StudyResult(DomainModel):
     """What a study produced: every run's record and per-configuration statistics."""
 
@@ -161,6 +186,7 @@ class StudyResult(DomainModel):
     directory: str
     runs: list[RunRecord]
     summaries: list[ConfigurationSummary]
+    execution: ExecutionSummary | None = None
 
     @property
     def completed(self) -> int:
