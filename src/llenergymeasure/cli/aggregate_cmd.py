@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import console, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -31,4 +31,4 @@ def register(app: typer.Typer) -> None:
             result = aggregate_directory(experiment_dir, allow_partial=allow_partial)
         console.print(summary_table(result, experiment_dir / RESULT_FILENAME))
         for warning in result.warnings:
-            error_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            warn(warning)

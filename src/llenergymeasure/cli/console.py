@@ -1,5 +1,10 @@
 """Shared rich consoles: results to stdout, messages and progress to stderr.
 
+Both consoles print text as it is: rich markup is never interpreted, so a message such as
+``pip install 'llenergymeasure[report]'`` (where ``[report]`` looks like a style tag) or a
+config value such as ``[1, 2]`` reaches the user intact. Styling is applied only to our own
+labels, through ``Text`` objects (``message``, ``styled``), never by parsing strings.
+
 The consoles are built on first use: importing rich's console costs a large share of
 ``llem --help``'s start-up time, and the help text does not need it.
 """
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 
 class _LazyConsole:
@@ -36,8 +42,32 @@ class _LazyConsole:
         setattr(self.get(), name, value)
 
 
-console: Console = _LazyConsole()  # type: ignore[assignment]
-error_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+console: Console = _LazyConsole(markup=False, highlight=False)  # type: ignore[assignment]
+error_console: Console = _LazyConsole(stderr=True, markup=False, highlight=False)  # type: ignore[assignment]
+
+
+def styled(text: object, style: str) -> Text:
+    """``text`` in ``style``, taken literally (brackets and all)."""
+    from rich.text import Text
+
+    return Text(str(text), style=style)
+
+
+def message(label: str, style: str, text: object, *, to: Console | None = None) -> None:
+    """Print ``label text`` on stderr (or ``to``): the label styled, the text literal."""
+    from rich.text import Text
+
+    (to or error_console).print(Text.assemble((label, style), " ", str(text)), soft_wrap=True)
+
+
+def warn(text: object) -> None:
+    """One warning line on stderr."""
+    message("warning:", "yellow", text)
+
+
+def error(text: object) -> None:
+    """One error line on stderr."""
+    message("error:", "bold red", text)
 
 
 def listing(directory: Path, limit: int = 8) -> str | None:
@@ -61,7 +91,7 @@ def directory_contents(directory: Path) -> str:
     return f"{directory} was not created" if names is None else f"{directory} holds {names}"
 
 
-def exit_interrupted(message: str, exc: BaseException | None = None) -> NoReturn:
+def exit_interrupted(text: str, exc: BaseException | None = None) -> NoReturn:
     """Print one line and exit 130 after Ctrl-C (143 after SIGTERM), whatever the state.
 
     CPython 3.11 remembers a KeyboardInterrupt that passed through code run by ``exec()``
@@ -72,7 +102,7 @@ def exit_interrupted(message: str, exc: BaseException | None = None) -> NoReturn
     from llenergymeasure.signals import SIGINT_EXIT, exit_status, interrupt_name
 
     name = interrupt_name(exc) if exc is not None else "interrupted"
-    error_console.print(f"[yellow]{name}[/]: {message}", highlight=False, soft_wrap=True)
+    message(f"{name}:", "yellow", text)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exit_status(exc) if exc is not None else SIGINT_EXIT)

@@ -26,7 +26,7 @@ from llenergymeasure.cli import (
     schema_cmd,
     study_cmd,
 )
-from llenergymeasure.cli.console import error_console, exit_interrupted
+from llenergymeasure.cli.console import error, error_console, exit_interrupted
 from llenergymeasure.errors import LlemError
 from llenergymeasure.signals import INTERRUPTS, install_sigterm_handler
 
@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     install_sigterm_handler()
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else list(argv)
+    from llenergymeasure.measure.environment import prefer_passive_omp_wait
+
+    prefer_passive_omp_wait()
     try:
         with command.make_context("llem", args) as ctx:
             command.invoke(ctx)
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         error_console.print("aborted", highlight=False)
         sys.exit(1)
     except LlemError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        error(exc)
         sys.exit(exc.exit_code)
     except INTERRUPTS as exc:
         exit_interrupted("nothing more was written.", exc)
@@ -98,9 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)  # output piped into a command that stopped reading (e.g. head)
     except OSError as exc:  # the file system refused (full disk, odd mount): still one line
         where = f"{exc.filename}: " if exc.filename else ""
-        error_console.print(
-            f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
-        )
+        error(f"{where}{exc.strerror or exc}")
         sys.exit(2)
     sys.exit(0)
 

@@ -13,6 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llenergymeasure.config.executor import (
+    ExecutorConfig,
+    LocalExecutorConfig,
+    executor_from_value,
+)
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.config.loading import check_prompt_file, read_yaml, set_dotted, validate
 from llenergymeasure.errors import ConfigError
@@ -40,6 +45,15 @@ class StudyConfig(BaseModel):
     timeout_sec: float | None = Field(default=None, gt=0, description="Per-experiment limit.")
     fail_fast: bool = False
     output_dir: Path = Path("results")
+    executor: ExecutorConfig = Field(
+        default_factory=LocalExecutorConfig,
+        description="Where runs execute: local (default), slurm or ray (docs/executors.md).",
+    )
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_shorthand(cls, value: Any) -> Any:
+        return executor_from_value(value)
 
     @field_validator("name")
     @classmethod
@@ -73,7 +87,9 @@ class StudyConfig(BaseModel):
 
     def study_hash(self) -> str:
         """Identity of what the study measures (not where it writes)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir", "gap_sec", "fail_fast"})
+        payload = self.model_dump(
+            mode="json", exclude={"output_dir", "gap_sec", "fail_fast", "executor"}
+        )
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -27,7 +27,7 @@ from llenergymeasure.engines.registry import create_engine
 from llenergymeasure.errors import LlemError
 from llenergymeasure.files import check_output_dir
 from llenergymeasure.locking import DirectoryLock
-from llenergymeasure.measure.environment import capture_environment
+from llenergymeasure.measure.environment import capture_environment, prefer_passive_omp_wait
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.measure.prompts import batched, load_prompt_ids, read_prompt_file
@@ -105,6 +105,7 @@ def run_experiment(
     With ``config.processes > 1`` the work is spread over data-parallel worker processes and
     aggregated from their raw files (``allow_partial`` turns missing ones into warnings).
     """
+    prefer_passive_omp_wait()
     config = as_config(config)
     experiment_id = experiment_id or new_experiment_id(config)
     out_dir = Path(config.output_dir) / experiment_id
@@ -117,7 +118,7 @@ def run_experiment(
             log.info("experiment %s: %s", experiment_id, config.model_dump_json())
             for line in concurrent:
                 log.warning(line)
-                (reporter or NullReporter()).message(f"[yellow]warning:[/] {line}")
+                (reporter or NullReporter()).message(f"warning: {line}")
             atomic_write_json(out_dir / CONFIG_FILENAME, config.resolved())
             environment = capture_environment(engine=config.engine)
             save_model(environment, out_dir / ENVIRONMENT_FILENAME)
@@ -219,11 +220,8 @@ def measure_process(
                 ),
             )
             log.info("warmup: %s", warmup.model_dump_json(exclude={"latencies_ms"}))
-            if not warmup.converged and config.warmup.mode == "cv":
-                warnings.append(
-                    f"warmup did not converge: CV {warmup.final_cv:.3f} > target "
-                    f"{warmup.target_cv} after {warmup.iterations_completed} requests"
-                )
+            if (warmup_warning := warmup.warning()) is not None:
+                warnings.append(warmup_warning)
 
             sync()
             idle_sec = (
