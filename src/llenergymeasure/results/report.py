@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure import __version__
-from llenergymeasure.domain.study import NO_OUTPUT_RULE
+from llenergymeasure.domain.study import NO_OUTPUT_RULE, MetricSummary
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.results import plots
 from llenergymeasure.results.collection import ResultSet, load_results
@@ -150,7 +150,8 @@ def _latency(groups: Sequence[ConfigGroup]) -> str:
             if stats_of(g.first).method == "not_reported":
                 cells.append("-")
             else:
-                cells.append(spread_texts(g.summary(lambda r, f=stats_of: f(r).p50_ms))[3])
+                medians = [stats_of(m.result).p50_ms for m in g.members]
+                cells.append(spread_texts(MetricSummary.of(medians))[3])
         methods = f"TTFT/TPOT/E2E {first.ttft.method}, ITL {first.itl.method}"
         rows.append((g.label, first.arrival_model, str(len(g.members)), *cells, methods))
     headers = (
