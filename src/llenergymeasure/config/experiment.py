@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llenergymeasure.config.quality import QualityConfig
+
 EnergyInstrument = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
 FlopsMethodChoice = Literal["auto", "calflops", "architecture", "parameter_estimate"]
 
@@ -72,7 +74,10 @@ class ExperimentConfig(_Strict):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="auto: float32 on CPU, the model's own dtype on GPU."
     )
-    quantization: Literal["none", "bnb-8bit", "bnb-4bit"] = "none"
+    quantization: Literal["none", "bnb-8bit", "bnb-4bit", "torch-int8"] = Field(
+        default="none",
+        description="bnb-*: bitsandbytes (CUDA); torch-int8: torch dynamic int8 Linear (CPU).",
+    )
     device_map: str | None = Field(
         default=None, description="transformers device_map; default: cuda:0 if available else cpu."
     )
@@ -99,6 +104,9 @@ class ExperimentConfig(_Strict):
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
     output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Perplexity / KL / top-1 beside energy."
+    )
 
     @field_validator("model")
     @classmethod
@@ -119,6 +127,8 @@ class ExperimentConfig(_Strict):
     def config_hash(self) -> str:
         """Hash of the fields that change what is measured (not output_dir or name)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
+        if not self.quality.enabled:
+            payload.pop("quality")  # hashes of configs without quality stay as they were
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -12,10 +12,11 @@ from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.energy import EnergyMetrics
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
+from llenergymeasure.domain.quality import QualityMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: refuse files with another major version.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: optional quality section
 
 
 class DeviceInfo(DomainModel):
@@ -76,6 +77,9 @@ class RawProcessResult(_Timed):
     timeseries_file: str | None = Field(
         default=None, description="Telemetry time series (Parquet), relative to the result."
     )
+    quality: QualityMetrics | None = Field(
+        default=None, description="Quality on a reference text (process 0), if enabled."
+    )
 
     @model_validator(mode="after")
     def _index_in_world(self) -> RawProcessResult:
@@ -105,6 +109,11 @@ class ExperimentResult(_Timed):
         default_factory=list, description="Warmup result of each process, in process order."
     )
     warnings: list[str] = Field(default_factory=list)
+    quality: QualityMetrics | None = Field(
+        default=None,
+        description="Perplexity, KL and top-1 agreement against a reference configuration, "
+        "measured outside the energy window (None when quality evaluation is off).",
+    )
     process_results: list[RawProcessResult] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]

@@ -21,6 +21,7 @@ from llenergymeasure.config.loading import check_prompt_file, load_experiment_co
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
 from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
+from llenergymeasure.measure import quality_step
 from llenergymeasure.measure.environment import capture_environment
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
@@ -145,6 +146,9 @@ def measure_process(
 
     reporter = reporter or NullReporter()
     warnings: list[str] = []
+    if config.quality.enabled and process_index == 0:
+        reporter.stage("quality: reference")
+    quality_reference = quality_step.prepare(config, process_index)
     reporter.stage(f"loading {config.model}")
     engine = create_engine(config)
     engine.load()
@@ -202,7 +206,7 @@ def measure_process(
         peak_mb, weights_mb = engine.memory_mb()
         inference = _inference_metrics(outputs, window.duration_sec)
         compute, flops_warnings = compute_metrics(
-            engine.model,
+            getattr(engine, "flops_model", engine.model),
             outputs,
             config.flops_method,
             precision,
@@ -212,6 +216,12 @@ def measure_process(
             device_names=_device_names(engine),
         )
         warnings += flops_warnings
+        if quality_reference is not None:
+            reporter.stage("quality")
+        quality, compute, quality_warnings = quality_step.evaluate(
+            engine, config, quality_reference, compute
+        )
+        warnings += quality_warnings
     finally:
         engine.close()
 
@@ -231,6 +241,7 @@ def measure_process(
         thermal=telemetry.thermal,
         warnings=list(dict.fromkeys(warnings)),
         timeseries_file=timeseries_filename(process_index, world_size),
+        quality=quality,
     )
     save_model(result, out_dir / process_filename(process_index))
     (out_dir / done_marker(process_index)).touch()

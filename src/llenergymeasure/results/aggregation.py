@@ -76,6 +76,7 @@ def aggregate(
         thermal=ThermalThrottleInfo.merge(p.thermal for p in procs),
         warmup=[p.warmup for p in procs if p.warmup is not None],
         warnings=all_warnings,
+        quality=next((p.quality for p in procs if p.quality is not None), None),
         process_results=list(procs),
     )
 
