@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -76,6 +76,10 @@ def summary_table(result: StudyResult) -> Table:
             return "-"
         return f"{m.mean:.4g} ± {m.std:.2g} [{m.ci95_low:.4g}, {m.ci95_high:.4g}]"
 
+    with_quality = any(s.quality is not None for s in result.summaries)
+    if with_quality:
+        for column in ("ppl degradation [95%]", "mean KL (nats) [95%]", "top-1 [95%]"):
+            table.add_column(column)
     for s in result.summaries:
         table.add_row(
             describe_overrides(s.overrides),
@@ -83,8 +87,21 @@ def summary_table(result: StudyResult) -> Table:
             cell(s.energy_per_output_token_j),
             cell(s.tokens_per_second),
             cell(s.ttft_p50_ms),
+            *(_quality_cells(s.quality) if with_quality else ()),
         )
     return table
+
+
+def _quality_cells(q: Any) -> tuple[str, ...]:
+    from llenergymeasure.results.quality_view import interval_text
+
+    if q is None:
+        return ("-", "-", "-")
+    return (
+        interval_text(q.perplexity_degradation, q.perplexity_degradation_ci, percent=True),
+        interval_text(q.mean_kl_nats, q.mean_kl_ci),
+        interval_text(q.top1_agreement, q.top1_agreement_ci, percent=True),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,9 @@ class QualityConfig(BaseModel):
         default=None, ge=2, description="Tokens per forward pass; default: the model's context."
     )
     stride: int | None = Field(
-        default=None, ge=1, description="Tokens between window starts (< window); default: window / 2."
+        default=None,
+        ge=1,
+        description="Tokens between window starts (< window); default: window / 2.",
     )
     max_tokens: int = Field(default=8192, ge=2, description="Most tokens of the text scored.")
     reference_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(

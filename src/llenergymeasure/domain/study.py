@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from llenergymeasure.domain.base import DomainModel
+from llenergymeasure.domain.quality import QualityMetrics
 from llenergymeasure.domain.stats import confidence_interval, mean, stdev
 
 RunStatus = Literal["pending", "running", "completed", "failed"]
@@ -76,6 +77,11 @@ class ConfigurationSummary(DomainModel):
     energy_per_output_token_j: MetricSummary
     tokens_per_second: MetricSummary
     ttft_p50_ms: MetricSummary
+    quality: QualityMetrics | None = Field(
+        default=None,
+        description="Quality of the configuration (its first completed run that measured it); "
+        "the intervals are the run's block-bootstrap intervals.",
+    )
 
 
 class StudyResult(DomainModel):

@@ -110,7 +110,9 @@ def plan(
     if stride >= window:
         from llenergymeasure.errors import ConfigError
 
-        raise ConfigError(f"quality.stride {stride} must be less than the window of {window} tokens")
+        raise ConfigError(
+            f"quality.stride {stride} must be less than the window of {window} tokens"
+        )
     return ids, W.plan_windows(len(ids), window, stride), window, stride
 
 

@@ -27,6 +27,7 @@ from llenergymeasure.results.views import fmt, throttle_causes, throttle_text
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("energy-throughput", "Energy per output token and throughput per configuration"),
     ("batch-size", "Energy per output token against batch size"),
+    ("energy-quality", "Energy against quality"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
     ("provenance", "Provenance"),
@@ -122,6 +123,19 @@ def _energy_throughput(groups: Sequence[ConfigGroup]) -> str:
         _img(plots.energy_throughput_png(groups), "J per output token and tokens per second")
         + f"<p>{_e(caption)}</p>"
         + _table(headers, rows, numeric={1, 2, 3, 4, 5})
+    )
+
+
+def _energy_quality(groups: Sequence[ConfigGroup]) -> str:
+    from llenergymeasure.results import quality_report as qr
+
+    pairs = qr.quality_groups(groups)
+    if not pairs:
+        return _note("No result measured quality (enable the experiment's quality section).")
+    return (
+        _img(qr.energy_quality_png(pairs), "J per output token against perplexity degradation")
+        + f"<p>{_e(qr.quality_caption(pairs))}</p>"
+        + _table(qr.QUALITY_HEADERS, qr.quality_rows(pairs), numeric={1, 2, 3, 4, 5})
     )
 
 
@@ -256,6 +270,7 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
     bodies = {
         "energy-throughput": _energy_throughput(groups),
         "batch-size": _batch_size(groups),
+        "energy-quality": _energy_quality(groups),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
         "provenance": _provenance(groups),

@@ -28,6 +28,7 @@ def summarise(
                 ),
                 tokens_per_second=MetricSummary.of([r.inference.tokens_per_second for r in done]),
                 ttft_p50_ms=MetricSummary.of([r.inference.ttft.p50_ms for r in done]),
+                quality=next((r.quality for r in done if r.quality is not None), None),
             )
         )
     return summaries
