@@ -309,3 +309,21 @@ def test_top_k_kl_is_a_lower_bound_of_the_exact_kl() -> None:
         lp, idx = logp.topk(k, dim=-1)
         kl_k, tail = _kl_top_k(idx, lp, logq)
         assert (kl_k <= exact + 1e-12).all() and (tail > 0).all()
+
+
+# ---- the report's Pareto front ------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=30))
+def test_pareto_front_is_exactly_the_undominated_points(points) -> None:
+    from llenergymeasure.results.quality_report import pareto_front
+
+    pts = [(float(x), float(y)) for x, y in points]
+    front = pareto_front(pts)
+    assert front  # a finite set always has an undominated point
+    for i, (x, y) in enumerate(pts):
+        dominated = any(ox <= x and oy <= y and (ox, oy) != (x, y) for ox, oy in pts)
+        assert (i in front) == (not dominated)
+    # the cheapest of the least degraded is always on it
+    best = min(range(len(pts)), key=lambda i: (pts[i][0], pts[i][1]))
+    assert best in front
