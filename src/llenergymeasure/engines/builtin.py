@@ -63,7 +63,7 @@ BUILTIN_MODELS: dict[str, BuiltinSpec] = {
 #: Builtin models *trained* and shipped inside the package (files under data/builtin/NAME),
 #: reproducible with the script named in their training.json.
 SHIPPED_MODELS: dict[str, str] = {
-    "shakespeare": "Llama, 4 layers, ~0.9M parameters, trained on Shakespeare's plays "
+    "shakespeare": "Llama, 4 layers, ~1.05M parameters, trained on Shakespeare's plays "
     "(scripts/train_shakespeare.py); held-out text: builtin quality text shakespeare-heldout",
 }
 
