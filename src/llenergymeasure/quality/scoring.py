@@ -7,7 +7,7 @@ model's KL is taken over those ``k`` tokens plus one bucket holding the rest of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,19 +40,45 @@ class MeasuredScores:
     tail_mass: np.ndarray | None  # float64 [n], reference mass outside its top k
 
 
-def _forward_logprobs(model: Any, ids: Any, window: Window) -> Any:
-    """Log-probabilities predicting tokens ``first_scored .. end-1`` of one window.
+#: Windows scored in one forward pass. 1: with dynamic activation quantisation (torch-int8)
+#: the int8 scale is taken over the whole input, so batching windows would change the scores.
+BATCH_WINDOWS = 1
 
-    Normalised in float64: a float32 log-sum-exp is off by ~1e-6 nats, as large as the KL
-    between a bf16 and an fp32 run of a small model.
+
+def _window_logprobs(
+    model: Any, ids: Any, windows: Sequence[Window]
+) -> Iterator[tuple[Window, Any]]:
+    """Each window with the log-probabilities predicting its scored tokens, in order.
+
+    Windows of equal length may run together (``BATCH_WINDOWS``). Every forward pass computes
+    the logits of the whole window (no ``logits_to_keep``): with dynamic activation quantisation
+    the LM head's int8 scale depends on every row it is given. Normalised in float64: a float32
+    log-sum-exp is off by ~1e-6 nats, as large as the KL between a bf16 and an fp32 run of a
+    small model.
     """
     import torch
 
-    chunk = ids[window.begin : window.end].unsqueeze(0).to(_device(model))
-    logits = model(input_ids=chunk, use_cache=False).logits[0]
-    # position p predicts token p + 1: keep the predictions of the scored targets
-    offset = window.first_scored - window.begin
-    return torch.log_softmax(logits[offset - 1 : -1].double(), dim=-1)
+    device = _device(model)
+    for group in _groups(windows):
+        batch = torch.stack([ids[w.begin : w.end] for w in group]).to(device)
+        logits = model(input_ids=batch, use_cache=False).logits
+        for row, w in enumerate(group):
+            # position p predicts token p + 1
+            rows = slice(w.first_scored - w.begin - 1, w.end - w.begin - 1)
+            yield w, torch.log_softmax(logits[row, rows].double(), dim=-1)
+
+
+def _groups(windows: Sequence[Window]) -> Iterator[list[Window]]:
+    group: list[Window] = []
+    for w in windows:
+        if group and (
+            len(group) == BATCH_WINDOWS or w.end - w.begin != group[0].end - group[0].begin
+        ):
+            yield group
+            group = []
+        group.append(w)
+    if group:
+        yield group
 
 
 def _device(model: Any) -> Any:
@@ -74,8 +100,7 @@ def score_reference(
     nll, argmax, top_ids, top_lp = [], [], [], []
     vocab = 0
     with torch.inference_mode():
-        for window in windows:
-            logprobs = _forward_logprobs(model, ids, window)
+        for window, logprobs in _window_logprobs(model, ids, windows):
             vocab = logprobs.shape[-1]
             targets = ids[window.first_scored : window.end].to(logprobs.device)
             nll.append(-logprobs.gather(1, targets[:, None])[:, 0].double().cpu())
@@ -105,8 +130,7 @@ def score_measured(
     nll, kl, top1, tail = [], [], [], []
     start = 0
     with torch.inference_mode():
-        for window in windows:
-            logprobs = _forward_logprobs(model, ids, window)
+        for window, logprobs in _window_logprobs(model, ids, windows):
             targets = ids[window.first_scored : window.end].to(logprobs.device)
             nll.append(-logprobs.gather(1, targets[:, None])[:, 0].double().cpu())
             if reference is None:
