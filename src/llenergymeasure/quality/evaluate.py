@@ -28,7 +28,7 @@ from llenergymeasure.quality.text import load_reference_text
 log = logging.getLogger("llenergymeasure")
 
 #: Bump when scoring changes, so reference scores cached by older versions are not reused.
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 #: Default window when the model's context is longer (keeps evaluation affordable).
 DEFAULT_MAX_WINDOW = 1024
 

@@ -47,14 +47,15 @@ BATCH_WINDOWS = 1
 
 def _window_logprobs(
     model: Any, ids: Any, windows: Sequence[Window]
-) -> Iterator[tuple[Window, Any]]:
-    """Each window with the log-probabilities predicting its scored tokens, in order.
+) -> Iterator[tuple[Window, Any, Any, Any]]:
+    """Each window with, per scored token, the logits, their log-sum-exp and their argmax.
 
     Windows of equal length may run together (``BATCH_WINDOWS``). Every forward pass computes
     the logits of the whole window (no ``logits_to_keep``): with dynamic activation quantisation
-    the LM head's int8 scale depends on every row it is given. Normalised in float64: a float32
-    log-sum-exp is off by ~1e-6 nats, as large as the KL between a bf16 and an fp32 run of a
-    small model.
+    the LM head's int8 scale depends on every row it is given. The log-sum-exp is accumulated
+    in float64: a float32 one is off by ~1e-6 nats, as large as the KL between a bf16 and an
+    fp32 run of a small model. Log-probabilities are ``logits - lse`` taken in float64 only
+    where needed (targets, the reference's top k), which keeps the pass close to a bare forward.
     """
     import torch
 
@@ -64,8 +65,10 @@ def _window_logprobs(
         logits = model(input_ids=batch, use_cache=False).logits
         for row, w in enumerate(group):
             # position p predicts token p + 1
-            rows = slice(w.first_scored - w.begin - 1, w.end - w.begin - 1)
-            yield w, torch.log_softmax(logits[row, rows].double(), dim=-1)
+            x = logits[row, w.first_scored - w.begin - 1 : w.end - w.begin - 1].float()
+            top, argmax = x.max(dim=-1)
+            total = torch.exp(x - top[:, None]).sum(dim=-1, dtype=torch.float64)
+            yield w, x, top.double() + total.log(), argmax
 
 
 def _groups(windows: Sequence[Window]) -> Iterator[list[Window]]:
@@ -100,14 +103,14 @@ def score_reference(
     nll, argmax, top_ids, top_lp = [], [], [], []
     vocab = 0
     with torch.inference_mode():
-        for window, logprobs in _window_logprobs(model, ids, windows):
-            vocab = logprobs.shape[-1]
-            targets = ids[window.first_scored : window.end].to(logprobs.device)
-            nll.append(-logprobs.gather(1, targets[:, None])[:, 0].double().cpu())
-            argmax.append(logprobs.argmax(-1).cpu())
-            values, indices = logprobs.topk(min(top_k, vocab), dim=-1)
+        for window, x, lse, best in _window_logprobs(model, ids, windows):
+            vocab = x.shape[-1]
+            targets = ids[window.first_scored : window.end].to(x.device)
+            nll.append((lse - x.gather(1, targets[:, None])[:, 0].double()).cpu())
+            argmax.append(best.cpu())
+            values, indices = x.topk(min(top_k, vocab), dim=-1)
             top_ids.append(indices.cpu())
-            top_lp.append(values.cpu())
+            top_lp.append((values.double() - lse[:, None]).cpu())
     return ReferenceScores(
         nll=torch.cat(nll).numpy(),
         argmax=torch.cat(argmax).numpy(),
@@ -130,21 +133,22 @@ def score_measured(
     nll, kl, top1, tail = [], [], [], []
     start = 0
     with torch.inference_mode():
-        for window, logprobs in _window_logprobs(model, ids, windows):
-            targets = ids[window.first_scored : window.end].to(logprobs.device)
-            nll.append(-logprobs.gather(1, targets[:, None])[:, 0].double().cpu())
+        for window, x, lse, best in _window_logprobs(model, ids, windows):
+            targets = ids[window.first_scored : window.end].to(x.device)
+            nll.append((lse - x.gather(1, targets[:, None])[:, 0].double()).cpu())
             if reference is None:
                 continue
             n = len(targets)
             rows = slice(start, start + n)
             start += n
-            ref_ids = torch.from_numpy(reference.topk_ids[rows]).to(logprobs.device)
-            ref_lp = torch.from_numpy(reference.topk_logprobs[rows]).to(logprobs.device)
-            kl_part, tail_part = _kl_top_k(ref_ids, ref_lp, logprobs)
+            ref_ids = torch.from_numpy(reference.topk_ids[rows]).to(x.device).long()
+            ref_lp = torch.from_numpy(reference.topk_logprobs[rows]).to(x.device)
+            q_lp = x.gather(1, ref_ids).double() - lse[:, None]
+            kl_part, tail_part = _kl_top_k(ref_lp, q_lp)
             kl.append(kl_part.cpu())
             tail.append(tail_part.cpu())
-            ref_top = torch.from_numpy(reference.argmax[rows]).to(logprobs.device)
-            top1.append((logprobs.argmax(-1) == ref_top).cpu())
+            ref_top = torch.from_numpy(reference.argmax[rows]).to(x.device)
+            top1.append((best == ref_top).cpu())
     return MeasuredScores(
         nll=torch.cat(nll).numpy(),
         kl=torch.cat(kl).numpy() if kl else None,
@@ -153,12 +157,14 @@ def score_measured(
     )
 
 
-def _kl_top_k(ref_ids: Any, ref_lp: Any, logq: Any) -> tuple[Any, Any]:
-    """KL(p || q) over p's top-k tokens plus one bucket for the rest (exact when k = vocab)."""
+def _kl_top_k(ref_lp: Any, q_lp: Any) -> tuple[Any, Any]:
+    """KL(p || q) over p's top-k tokens plus one bucket for the rest (exact when k = vocab).
+
+    ``ref_lp``: p's log-probabilities of its top k tokens; ``q_lp``: q's of the same tokens.
+    """
     import torch
 
     p = ref_lp.exp()
-    q_lp = logq.gather(1, ref_ids)
     head = (p * (ref_lp - q_lp)).sum(-1)
     p_tail = (1.0 - p.sum(-1)).clamp(min=0.0)
     q_tail = (1.0 - q_lp.exp().sum(-1)).clamp(min=_TINY)
