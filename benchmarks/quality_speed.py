@@ -21,10 +21,20 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: perf_counter; cpu: process CPU time (steadier on a shared machine)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
 
     import torch
     import transformers
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from llenergymeasure.config.experiment import ExperimentConfig
     from llenergymeasure.quality.evaluate import model_source, plan
@@ -44,17 +54,19 @@ def main() -> None:
     scored = len(ids) - 1
     tensor = torch.tensor(ids)
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+
     def llem() -> float:
-        start = time.perf_counter()
+        start = clock()
         score_measured(model, ids, windows, reference)
-        return scored / (time.perf_counter() - start)
+        return scored / (clock() - start)
 
     def bare() -> float:
-        start = time.perf_counter()
+        start = clock()
         with torch.inference_mode():
             for w in windows:
                 model(input_ids=tensor[w.begin : w.end].unsqueeze(0), use_cache=False)
-        return scored / (time.perf_counter() - start)
+        return scored / (clock() - start)
 
     llem(), bare()  # warm up both
     ratios, llem_rates, bare_rates = [], [], []
@@ -69,7 +81,7 @@ def main() -> None:
     median = statistics.median(ratios)
     print(
         f"{args.model}: {scored} tokens, {len(windows)} windows of {window} (stride {stride}), "
-        f"{args.rounds} paired rounds"
+        f"{args.rounds} paired rounds, {args.clock} clock, {torch.get_num_threads()} thread(s)"
     )
     print(f"  llem scoring : {statistics.median(llem_rates):9.0f} tokens/s (median)")
     print(f"  bare forward : {statistics.median(bare_rates):9.0f} tokens/s (median)")
