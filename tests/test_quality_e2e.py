@@ -81,6 +81,16 @@ def test_show_compare_export_and_report_read_the_quality(runs: Path, tmp_path: P
     assert "perplexity degradation" in show.stdout and "top-1 agreement" in show.stdout
     assert "reference float32 (cached)" in show.stdout
 
+    compare = run_llem(
+        "results",
+        "compare",
+        str(runs / "a-fp32" / "result.json"),
+        str(runs / "b-int8" / "result.json"),
+        COLUMNS="250",
+    )
+    assert compare.returncode == 0, compare.stderr
+    assert "perplexity degradation" in compare.stdout and "mean KL per token" in compare.stdout
+
     out = tmp_path / "rows.csv"
     export = run_llem("results", "export", str(runs), "-o", str(out))
     assert export.returncode == 0, export.stderr
