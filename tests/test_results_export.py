@@ -128,7 +128,8 @@ def test_column_names_are_snake_case_with_units_and_unique() -> None:
     for name in COLUMN_NAMES:
         assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name), name
     units = ("_j", "_w", "_sec", "_ms", "_c", "_mb", "_flops", "_flop", "_per_sec", "_second")
-    unitless = {"precision_factor", "mfu", "warmup_final_cv", "warmup_target_cv"}
+    units += ("_g", "_usd")  # gCO2e, US dollars (carbon and cost)
+    unitless = {"precision_factor", "mfu", "warmup_final_cv", "warmup_target_cv", "pue"}
     # quality: perplexities and shares are dimensionless; KL is in nats
     quality_prefixes = ("perplexity", "reference_perplexity", "top1_agreement", "mean_kl_nats")
     unitless |= {c.name for c in COLUMNS if c.name.startswith(quality_prefixes)}

@@ -10,6 +10,7 @@ import pytest
 
 from llenergymeasure import files
 from llenergymeasure.domain import ExperimentResult
+from llenergymeasure.domain.results import SCHEMA_VERSION
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.files import UMASK
 from llenergymeasure.results import io
@@ -93,3 +94,22 @@ def test_minor_version_difference_is_accepted(tmp_path: Path) -> None:
 def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     path = io.atomic_write_text(tmp_path / "r.json", "{}")
     assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def test_schema_1_0_files_still_load(tmp_path: Path) -> None:
+    """Issue 11: schema 1.2 added throttle intervals and baseline provenance; a 1.0 file (no
+    such keys) loads with them empty, and its per-sample throttle timestamps are kept."""
+    result = f.experiment_result()
+    data = json.loads(result.model_dump_json())
+    assert data["schema_version"] == SCHEMA_VERSION
+    data["schema_version"] = "1.0"
+    for holder in [data, *data["process_results"]]:
+        holder["thermal"].pop("throttle_intervals")
+        holder["thermal"]["throttle_timestamps"] = [4.0, 4.1, 4.2]
+        holder["energy"].pop("baseline")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = io.load_result(path)
+    assert loaded.schema_version == "1.0"
+    assert loaded.thermal.throttle_intervals == [] and loaded.energy.baseline is None
+    assert loaded.thermal.throttle_timestamps == [4.0, 4.1, 4.2]

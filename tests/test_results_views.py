@@ -130,3 +130,28 @@ def test_ratio_text_and_throttle_text() -> None:
     assert throttle_text(f.experiment_result()) == "no"
     power = f.throttled().model_copy(update={"power": True})
     assert throttle_text(f.sweep_result(2, thermal=power)) == "yes: thermal, power"
+
+
+def test_show_says_how_the_baseline_was_obtained() -> None:
+    """Issue 11 item 5: `results show` gives the baseline's provenance beside its power."""
+    from datetime import timedelta
+
+    from llenergymeasure.domain.energy import BaselineInfo
+
+    result = f.sweep_result(4)
+    info = BaselineInfo(
+        method="cached",
+        duration_sec=10.0,
+        samples=100,
+        settle_sec=5.0,
+        measured_at=result.start_time - timedelta(seconds=600),
+        age_sec=600.0,
+    )
+    result = result.model_copy(
+        update={"energy": result.energy.model_copy(update={"baseline": info})}
+    )
+    tables = {t.title: t for t in show_tables(_item(result))}
+    energy = {row[0]: row for row in tables["energy"].rows}
+    assert energy["idle baseline power (W)"][2] == (
+        "baseline cached: 10.0 s, 100 samples, after 5 s at rest, 600 s old"
+    )

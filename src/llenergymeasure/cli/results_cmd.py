@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from llenergymeasure.cli import footprint_opts as fo
 from llenergymeasure.cli.console import console, error_console
 from llenergymeasure.errors import LlemError, ResultFileError
 
@@ -70,12 +71,26 @@ def register(app: typer.Typer) -> None:
             ..., help="Experiment id (or unique prefix), result file or dir."
         ),
         directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for an id."),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
         """Every figure of one result, grouped, with how each was obtained."""
         from llenergymeasure.results.collection import resolve_results
+        from llenergymeasure.results.footprint import recompute_item
         from llenergymeasure.results.views import show_tables
 
         (item,), problems = resolve_results([ref], directory)
+        item = recompute_item(
+            item,
+            fo.overrides(
+                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+            ),
+        )
         warn(f"skipped {p}" for p in problems)
         for table in show_tables(item):
             if table.rows:
@@ -85,14 +100,26 @@ def register(app: typer.Typer) -> None:
     def compare(
         refs: list[str] = typer.Argument(..., help="Two or more ids, result files or dirs."),
         directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for ids."),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
         """Results side by side, each figure with its ratio to the first result."""
         from llenergymeasure.results.collection import resolve_results
+        from llenergymeasure.results.footprint import recompute_item
         from llenergymeasure.results.views import compare_table
 
         if len(refs) < 2:
             raise LlemError("compare needs at least two results (ids, result files or dirs)")
         items, problems = resolve_results(refs, directory)
+        given = fo.overrides(
+            region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+        )
+        items = [recompute_item(item, given) for item in items]
         warn(f"skipped {p}" for p in problems)
         print_table(compare_table(items), numeric_from=1)
 
@@ -105,16 +132,29 @@ def register(app: typer.Typer) -> None:
         output: Path | None = typer.Option(
             None, "-o", "--output", help="File to write (default: ./results.csv or .parquet)."
         ),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
         """One row per result, stable column names with units (CSV or Parquet)."""
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.export import write_export
+        from llenergymeasure.results.footprint import recompute_set
 
         if fmt is None:
             suffix = output.suffix.lower().lstrip(".") if output else ""
             fmt = ExportFormat(suffix) if suffix in ExportFormat.__members__ else ExportFormat.csv
         output = output or Path(f"results.{fmt.value}")
-        found = load_results(directory)
+        found = recompute_set(
+            load_results(directory),
+            fo.overrides(
+                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+            ),
+        )
         warn(found.warnings())
         if not found.loaded:
             raise ResultFileError(directory, "holds no readable result.json: nothing to export")

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from llenergymeasure.cli.console import console, error_console, exit_interrupted
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+    from rich.table import Table
+
     from llenergymeasure.domain.results import ExperimentResult
 
 
@@ -28,13 +29,15 @@ class RichReporter:
     MIN_REFRESH_SEC = 0.25
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description:<14}"),
             BarColumn(),
             TextColumn("{task.completed:>4.0f}/{task.fields[total_text]}"),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            console=console or error_console,
+            console=console or error_console.get(),  # type: ignore[attr-defined]
             auto_refresh=False,
             transient=False,
         )
@@ -94,6 +97,8 @@ def _ms(value: float) -> str:
 def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
     """The figures a user looks at first, each with where it came from."""
     energy, inference, compute = result.energy, result.inference, result.compute
+    from rich.table import Table
+
     table = Table(title=f"Experiment {result.experiment_id}", show_header=True)
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -150,6 +155,24 @@ def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
     ]
     if compute.mfu is not None:
         rows.append(("MFU", f"{compute.mfu:.2%}", compute.peak_flops_source or ""))
+    if (carbon := result.carbon) is not None:
+        i = carbon.intensity
+        rows.append(
+            (
+                "carbon per output token",
+                f"{carbon.co2e_per_output_token_g:.4g} gCO2e",
+                f"{i.region or 'world average'}: {i.value_g_per_kwh:.4g} {i.unit} x PUE "
+                f"{carbon.pue:g} ({carbon.confidence} confidence)",
+            )
+        )
+    if (cost := result.cost) is not None:
+        rows.append(
+            (
+                "cost per 1M output tokens",
+                f"{cost.cost_per_million_output_tokens_usd:.4g} USD",
+                f"{cost.gpu_count} GPU, {cost.node_count} node, window {cost.duration_sec:.4g} s",
+            )
+        )
     for row in rows:
         table.add_row(*row)
     if path is not None:
@@ -190,6 +213,15 @@ def register(app: typer.Typer) -> None:
         baseline_sec: float | None = typer.Option(
             None, "--baseline-sec", help="Idle baseline seconds before measuring (0: none)."
         ),
+        baseline_settle_sec: float | None = typer.Option(
+            None, "--baseline-settle-sec", help="Rest after warmup before the idle baseline."
+        ),
+        no_baseline_cache: bool = typer.Option(
+            False, "--no-baseline-cache", help="Measure the idle baseline now; no cache."
+        ),
+        refresh_baseline: bool = typer.Option(
+            False, "--refresh-baseline", help="Measure the idle baseline now and re-cache it."
+        ),
         output: Path | None = typer.Option(None, "-o", "--output", help="Output directory."),
         processes: int | None = typer.Option(
             None, "--processes", "-p", help="Data-parallel worker processes, one device each."
@@ -212,6 +244,12 @@ def register(app: typer.Typer) -> None:
             "max_output_tokens": max_output_tokens,
             "energy": energy,
             "baseline_sec": baseline_sec,
+            "baseline_settle_sec": baseline_settle_sec,
+            "baseline_cache": False
+            if no_baseline_cache
+            else "refresh"
+            if refresh_baseline
+            else None,
             "output_dir": str(output) if output is not None else None,
             "processes": processes,
         }

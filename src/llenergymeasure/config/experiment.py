@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llenergymeasure.config.quality import QualityConfig
+from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
 
 EnergyInstrument = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
 FlopsMethodChoice = Literal["auto", "calflops", "architecture", "parameter_estimate"]
@@ -99,6 +100,19 @@ class ExperimentConfig(_Strict):
     baseline_sec: float = Field(
         default=10.0, ge=0, description="Idle-power baseline before measuring; 0 disables."
     )
+    baseline_settle_sec: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the devices rest after warmup before the idle baseline is measured "
+        "(recorded with the result).",
+    )
+    baseline_cache: bool | Literal["refresh"] = Field(
+        default=True,
+        description="true: reuse a cached idle baseline measured on the same devices and "
+        "instruments for at least baseline_sec after at least baseline_settle_sec of rest, "
+        "younger than an hour; false: always measure, never read or write the cache; "
+        "refresh: measure and replace the cached one. Not part of the config hash.",
+    )
     energy: EnergyInstrument = "auto"
     flops_method: FlopsMethodChoice = "auto"
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
@@ -106,6 +120,14 @@ class ExperimentConfig(_Strict):
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
     quality: QualityConfig = Field(
         default_factory=QualityConfig, description="Perplexity / KL / top-1 beside energy."
+    )
+    carbon: CarbonSettings = Field(
+        default_factory=CarbonSettings,
+        description="Grid intensity, PUE: a view on the energy; not part of the hash.",
+    )
+    cost: CostSettings = Field(
+        default_factory=CostSettings,
+        description="Hardware prices: a view on the time; not part of the hash.",
     )
 
     @field_validator("model")
@@ -125,7 +147,7 @@ class ExperimentConfig(_Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of the fields that change what is measured (not output_dir or name)."""
+        """Hash of the fields that change what is measured (not HASH_EXCLUDED's)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED)
         if not self.quality.enabled:
             payload.pop("quality")  # hashes of configs without quality stay as they were
@@ -137,5 +159,8 @@ class ExperimentConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-#: Fields that do not change what is measured, left out of the config hash.
-HASH_EXCLUDED = {"output_dir", "name"}
+#: Fields that do not change what is measured, left out of the config hash. ``carbon`` and
+#: ``cost`` are views computed from the stored energy and time (recomputable later), so two runs
+#: that differ only in them measured the same thing and share a hash; ``baseline_cache`` only
+#: says whether an earlier idle baseline may be reused (the result records which).
+HASH_EXCLUDED = {"output_dir", "name", "carbon", "cost", "baseline_cache"}

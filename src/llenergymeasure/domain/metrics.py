@@ -13,6 +13,12 @@ from typing import Literal
 from pydantic import Field, computed_field, model_validator
 
 from llenergymeasure.domain.base import DomainModel
+from llenergymeasure.domain.intervals import (
+    ThrottleCause,
+    ThrottleInterval,
+    merge_throttle_intervals,
+    union_sec,
+)
 from llenergymeasure.domain.stats import coefficient_of_variation
 
 FlopsMethod = Literal["calflops", "architecture", "parameter_estimate"]
@@ -230,6 +236,20 @@ THROTTLING_REASONS_MASK = (
 
 _THROTTLE_FLAGS = ("thermal", "power", "sw_thermal", "hw_thermal", "hw_power")
 
+#: The cause each throttling bit names in a ThrottleInterval.
+REASON_CAUSES: tuple[tuple[int, ThrottleCause], ...] = (
+    (REASON_SW_POWER_CAP, "sw_power_cap"),
+    (REASON_HW_SLOWDOWN, "hw_slowdown"),
+    (REASON_SW_THERMAL_SLOWDOWN, "sw_thermal"),
+    (REASON_HW_THERMAL_SLOWDOWN, "hw_thermal"),
+    (REASON_HW_POWER_BRAKE_SLOWDOWN, "hw_power_brake"),
+)
+
+
+def throttle_causes(mask: int) -> list[ThrottleCause]:
+    """The throttling causes set in an NVML clock-event-reason bitmask."""
+    return [cause for bit, cause in REASON_CAUSES if mask & bit]
+
 
 class ThermalThrottleInfo(DomainModel):
     """Whether, how and for how long the device lowered its clocks during a window.
@@ -248,7 +268,15 @@ class ThermalThrottleInfo(DomainModel):
     throttle_duration_sec: float = Field(default=0.0, ge=0)
     max_temperature_c: float | None = None
     throttle_timestamps: list[float] = Field(
-        default_factory=list, description="Seconds from the window start of throttled samples."
+        default_factory=list,
+        description="Seconds from the window start at which throttling began (the starts of "
+        "throttle_intervals; files before schema 1.2 hold one per throttled sample).",
+    )
+    throttle_intervals: list[ThrottleInterval] = Field(
+        default_factory=list,
+        description="Throttled intervals (start, end, cause) in seconds from the window start "
+        "(the experiment's first window start once merged); throttle_duration_sec is the "
+        "length of their union.",
     )
 
     @model_validator(mode="after")
@@ -296,19 +324,44 @@ class ThermalThrottleInfo(DomainModel):
         )
 
     @classmethod
-    def merge(cls, infos: Iterable[ThermalThrottleInfo]) -> ThermalThrottleInfo:
-        """Combine several processes' windows: flags OR-ed, duration and temperature the max."""
+    def merge(
+        cls, infos: Iterable[ThermalThrottleInfo], offsets_sec: Iterable[float] | None = None
+    ) -> ThermalThrottleInfo:
+        """Combine several processes' windows on one time origin.
+
+        ``offsets_sec[k]``: how long after the experiment's first window start process k's
+        window began (0 for all when omitted). Flags are OR-ed, the temperature is the max,
+        intervals are shifted onto the common origin, and the duration is the length of their
+        union. A process stored without intervals (schema < 1.2) can only be bounded from
+        below: its duration enters as a maximum.
+        """
         infos = list(infos)
+        offsets = list(offsets_sec) if offsets_sec is not None else [0.0] * len(infos)
+        if len(offsets) != len(infos):
+            raise ValueError(f"{len(offsets)} offsets for {len(infos)} throttle infos")
         temperatures = [i.max_temperature_c for i in infos if i.max_temperature_c is not None]
+        intervals = merge_throttle_intervals(
+            iv.shifted(off)
+            for info, off in zip(infos, offsets, strict=True)
+            for iv in info.throttle_intervals
+        )
+        duration = union_sec((i.start_sec, i.end_sec) for i in intervals)
+        legacy = [i.throttle_duration_sec for i in infos if not i.throttle_intervals]
+        stamps = {
+            t + off
+            for info, off in zip(infos, offsets, strict=True)
+            for t in info.throttle_timestamps
+        }
         return cls(
             sw_thermal=any(i.sw_thermal for i in infos),
             hw_thermal=any(i.hw_thermal for i in infos),
             hw_power=any(i.hw_power for i in infos),
             thermal=any(i.thermal for i in infos),
             power=any(i.power for i in infos),
-            throttle_duration_sec=max((i.throttle_duration_sec for i in infos), default=0.0),
+            throttle_duration_sec=max([duration, *legacy]),
             max_temperature_c=max(temperatures) if temperatures else None,
-            throttle_timestamps=sorted({t for i in infos for t in i.throttle_timestamps}),
+            throttle_timestamps=sorted(stamps),
+            throttle_intervals=intervals,
         )
 
 

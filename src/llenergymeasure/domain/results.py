@@ -10,13 +10,17 @@ from pydantic import Field, computed_field, model_validator
 from llenergymeasure.domain.base import DomainModel
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.energy import EnergyMetrics
+from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 from llenergymeasure.domain.quality import QualityMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
-#: refuse files with another major version.
-SCHEMA_VERSION = "1.1"  # 1.1: optional quality section
+#: refuse files with another major version. 1.1: optional ``carbon`` and ``cost`` (1.0 files load).
+#: 1.2: ``thermal.throttle_intervals`` (``throttle_timestamps`` became their starts) and
+#: ``energy.baseline``; older files load with those empty.
+#: 1.3: optional ``quality`` section (older files load without it).
+SCHEMA_VERSION = "1.3"
 
 
 class DeviceInfo(DomainModel):
@@ -115,6 +119,12 @@ class ExperimentResult(_Timed):
         "measured outside the energy window (None when quality evaluation is off).",
     )
     process_results: list[RawProcessResult] = Field(default_factory=list)
+    carbon: CarbonEstimate | None = Field(
+        default=None, description="gCO2e of the window: a view, recomputable (results/footprint)."
+    )
+    cost: CostEstimate | None = Field(
+        default=None, description="Hardware cost of the window, when a price was configured."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

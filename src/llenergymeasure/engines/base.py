@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,30 @@ def count_generated_tokens(
                     break
         counts.append(n)
     return counts
+
+
+def cuda_indices(devices: Iterable[object], current_device: Callable[[], int]) -> list[int]:
+    """CUDA ordinals named by device-map values, sorted and each once.
+
+    ``3``, ``"cuda:3"`` and ``torch.device("cuda", 3)`` name device 3; ``"cuda"`` (no index)
+    names the current device, asked of ``current_device`` only then; ``"cpu"``, ``"disk"``,
+    ``"meta"`` and the like name no GPU.
+    """
+    found: set[int] = set()
+    for device in devices:
+        if isinstance(device, bool):
+            continue
+        if isinstance(device, int):
+            found.add(device)
+            continue
+        text = str(device).strip()
+        if text == "cuda":
+            found.add(int(current_device()))
+        elif text.startswith("cuda:") and text[5:].isdigit():
+            found.add(int(text[5:]))
+        elif text.isdigit():
+            found.add(int(text))
+    return sorted(found)
 
 
 class Engine(ABC):

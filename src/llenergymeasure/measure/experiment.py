@@ -28,6 +28,7 @@ from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.measure.prompts import batched, load_prompt_ids
 from llenergymeasure.measure.warmup import run_warmup
 from llenergymeasure.results.aggregation import aggregate
+from llenergymeasure.results.intensity import check_region
 from llenergymeasure.results.io import atomic_write_json, save_model, save_result
 from llenergymeasure.results.layout import (
     CONFIG_FILENAME,
@@ -43,14 +44,16 @@ log = logging.getLogger("llenergymeasure")
 
 
 def as_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
-    """Accept a config object, a mapping of fields, or a YAML path."""
+    """Accept a config object, a mapping of fields, or a YAML path (checked before measuring)."""
     if isinstance(config, ExperimentConfig):
-        check_prompt_file(config)
-        return config
-    if isinstance(config, (str, Path)):
-        return load_experiment_config(config)
-    result = validate(ExperimentConfig, config)
-    check_prompt_file(result)
+        result = config
+        check_prompt_file(result)
+    elif isinstance(config, (str, Path)):
+        result = load_experiment_config(config)
+    else:
+        result = validate(ExperimentConfig, config)
+        check_prompt_file(result)
+    check_region(result.carbon)  # an unknown grid region fails now, not after measuring
     return result
 
 
@@ -159,8 +162,9 @@ def measure_process(
         batches = [engine.prepare(b) for b in batched(mine, config.batch_size)]
         precision = engine.precision()
         # Chosen now, so that an unavailable instrument fails before minutes of warmup.
+        # The engine's own GPUs, none on CPU: [] meters no GPU (None would meter them all).
         meter = create_meter(
-            config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
+            config.energy, gpu_indices=engine.gpu_indices(), include_host=measure_host
         )
 
         try:
@@ -181,8 +185,18 @@ def measure_process(
                 )
 
             sync()
-            reporter.stage("baseline", total=config.baseline_sec or None)
-            baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
+            idle_sec = (
+                config.baseline_sec + config.baseline_settle_sec if config.baseline_sec else 0
+            )
+            reporter.stage("baseline", total=idle_sec or None)
+            # After a rest (recorded), so that the devices have left warmup's power state.
+            baseline = measure_baseline(
+                meter,
+                seconds=config.baseline_sec,
+                cache=config.baseline_cache,
+                settle_sec=config.baseline_settle_sec,
+            )
+            log.info("%s", baseline.describe())
             sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
 
             reporter.stage("measurement", total=len(batches))

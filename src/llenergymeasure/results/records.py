@@ -86,6 +86,82 @@ def _device_names(result: ExperimentResult) -> str | None:
     return ", ".join(dict.fromkeys(names)) if names else None
 
 
+def _of(part: str, attr: str) -> Callable[[ExperimentResult], Any]:
+    """A column source reading ``attr`` of the result's ``carbon`` or ``cost`` (None if absent)."""
+
+    def get(result: ExperimentResult) -> Any:
+        view = getattr(result, part)
+        return None if view is None else attrgetter(attr)(view)
+
+    return get
+
+
+#: Carbon and cost columns (views recomputable with `--region` etc.; see results/footprint.py).
+FOOTPRINT_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "co2e_g", "float", "gCO2e of the window: energy x PUE x intensity", _of("carbon", "co2e_g")
+    ),
+    Column(
+        "co2e_per_output_token_g",
+        "float",
+        "gCO2e per generated token",
+        _of("carbon", "co2e_per_output_token_g"),
+    ),
+    Column(
+        "carbon_energy_basis",
+        "str",
+        "energy used: raw or idle_adjusted",
+        _of("carbon", "energy_basis"),
+    ),
+    Column("pue", "float", "power usage effectiveness applied", _of("carbon", "pue")),
+    Column(
+        "carbon_intensity_g_per_kwh",
+        "float",
+        "grid carbon intensity (unit in carbon_intensity_unit)",
+        _of("carbon", "intensity.value_g_per_kwh"),
+    ),
+    Column(
+        "carbon_intensity_unit", "str", "what the intensity counts", _of("carbon", "intensity.unit")
+    ),
+    Column("carbon_region", "str", "grid region looked up", _of("carbon", "intensity.region")),
+    Column(
+        "carbon_intensity_method",
+        "str",
+        "user, codecarbon_table, llem_table or world_average",
+        _of("carbon", "intensity.method"),
+    ),
+    Column(
+        "carbon_intensity_source",
+        "str",
+        "dataset of the intensity",
+        _of("carbon", "intensity.source"),
+    ),
+    Column(
+        "carbon_intensity_year",
+        "int",
+        "year the intensity describes",
+        _of("carbon", "intensity.year"),
+    ),
+    Column(
+        "carbon_confidence",
+        "str",
+        "lower of energy and intensity confidence",
+        _of("carbon", "confidence"),
+    ),
+    Column("cost_usd", "float", "hardware cost of the window", _of("cost", "cost_usd")),
+    Column(
+        "cost_per_million_output_tokens_usd",
+        "float",
+        "hardware cost per million generated tokens",
+        _of("cost", "cost_per_million_output_tokens_usd"),
+    ),
+    Column("usd_per_gpu_hour", "float", "GPU price applied", _of("cost", "usd_per_gpu_hour")),
+    Column("usd_per_node_hour", "float", "node price applied", _of("cost", "usd_per_node_hour")),
+    Column("cost_gpu_count", "int", "GPUs priced", _of("cost", "gpu_count")),
+    Column("cost_node_count", "int", "nodes priced", _of("cost", "node_count")),
+)
+
+
 _LATENCY_LABELS = {
     "ttft": "time to first token",
     "itl": "inter-token latency",
@@ -202,6 +278,30 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "baseline_method", "str", "how the idle baseline was obtained", "energy.baseline_method"
     ),
+    Column(
+        "baseline_duration_sec",
+        "float",
+        "length of the idle window the baseline was measured over",
+        lambda r: r.energy.baseline.duration_sec if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_samples",
+        "int",
+        "power samples taken during the idle window",
+        lambda r: r.energy.baseline.samples if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_settle_sec",
+        "float",
+        "rest before the idle window",
+        lambda r: r.energy.baseline.settle_sec if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_age_sec",
+        "float",
+        "from the idle window's end to the measurement window's start",
+        lambda r: r.energy.baseline.age_sec if r.energy.baseline else None,
+    ),
     *_latency_columns("ttft"),
     *_latency_columns("itl"),
     *_latency_columns("request_latency"),
@@ -253,6 +353,7 @@ COLUMNS: tuple[Column, ...] = (
         "normalised.tokens_per_second_per_watt",
     ),
     Column("effective_flops", "float", "FLOPs x precision factor", "normalised.effective_flops"),
+    *FOOTPRINT_COLUMNS,
     Column("throttled", "bool", "any throttling detected", "thermal.detected"),
     Column("throttled_thermal", "bool", "thermal throttling", "thermal.thermal"),
     Column("throttled_power", "bool", "power throttling", "thermal.power"),

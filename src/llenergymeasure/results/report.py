@@ -30,6 +30,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("energy-quality", "Energy against quality"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
+    ("carbon-cost", "Carbon and cost per output token"),
     ("provenance", "Provenance"),
     ("warnings", "Warnings"),
 )
@@ -208,6 +209,79 @@ def _warmup(groups: Sequence[ConfigGroup]) -> str:
     return text
 
 
+def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
+    """One row per result: gCO2e and USD per token, with every factor and its source."""
+    headers = (
+        "experiment",
+        "configuration",
+        "gCO2e/out tok",
+        "gCO2e",
+        "intensity",
+        "region",
+        "intensity source",
+        "PUE",
+        "energy",
+        "confidence",
+        "USD/1M out tok",
+        "prices",
+    )
+    rows: list[tuple[str, ...]] = []
+    world = 0
+    recomputed: set[str] = set()
+    for g in groups:
+        for m in g.members:
+            r, c, cost = m.result, m.result.carbon, m.result.cost
+            if c is None:
+                rows.append((r.experiment_id, g.label, *(["-"] * 10)))
+                continue
+            i = c.intensity
+            world += i.method == "world_average"
+            recomputed.update(
+                n for n in c.notes + (cost.notes if cost else []) if "recomputed" in n
+            )
+            prices = (
+                [
+                    f"{p:g} USD/{unit}-h x {n} {unit}"
+                    for p, unit, n in (
+                        (cost.usd_per_gpu_hour, "GPU", cost.gpu_count),
+                        (cost.usd_per_node_hour, "node", cost.node_count),
+                    )
+                    if p is not None
+                ]
+                if cost is not None
+                else []
+            )
+            rows.append(
+                (
+                    r.experiment_id,
+                    g.label,
+                    fmt(c.co2e_per_output_token_g),
+                    fmt(c.co2e_g),
+                    f"{fmt(i.value_g_per_kwh)} {i.unit}",
+                    fmt(i.region),
+                    f"{i.source} ({i.year if i.year is not None else 'year unknown'}; {i.method})",
+                    fmt(c.pue),
+                    c.energy_basis,
+                    c.confidence,
+                    fmt(cost.cost_per_million_output_tokens_usd) if cost else "-",
+                    " + ".join(prices) or "-",
+                )
+            )
+    caption = (
+        "gCO2e = energy (kWh) x PUE x grid carbon intensity; USD = price per hour x hardware "
+        "x window hours. Both are views on the stored energy and time: `llem report DIR "
+        "--region FR` (or --intensity, --pue, --usd-per-gpu-hour) redraws them without rerunning."
+    )
+    text = f"<p>{_e(caption)}</p>" + _table(headers, rows, numeric={2, 3, 7, 10})
+    for note in sorted(recomputed):
+        text += _note(f"For this report: {note}; the result files hold the run's own figures.")
+    if world:
+        text += _note(
+            f"{world} result(s) use the world-average intensity (no region given): low confidence."
+        )
+    return text
+
+
 def _provenance(groups: Sequence[ConfigGroup]) -> str:
     headers = (
         "experiment",
@@ -273,6 +347,7 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
         "energy-quality": _energy_quality(groups),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
+        "carbon-cost": _carbon_cost(groups),
         "provenance": _provenance(groups),
     }
     warnings = report_warnings(found, notes)

@@ -14,6 +14,7 @@ from typing import Any
 from llenergymeasure.domain.inference import LatencyStats
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.results.collection import LoadedResult
+from llenergymeasure.results.footprint import footprint_rows
 from llenergymeasure.results.quality_view import quality_rows
 from llenergymeasure.results.records import result_record
 
@@ -148,7 +149,11 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 ("total energy (J)", e.total_energy_j, energy_how),
                 ("GPU / CPU / RAM energy (J)", split, energy_how),
                 ("idle-adjusted energy (J)", e.adjusted_energy_j, f"baseline {e.baseline_method}"),
-                ("idle baseline power (W)", e.baseline_power_w, f"baseline {e.baseline_method}"),
+                (
+                    "idle baseline power (W)",
+                    e.baseline_power_w,
+                    f"baseline {e.baseline.describe() if e.baseline else e.baseline_method}",
+                ),
                 ("mean power (W)", e.mean_power_w, "total energy / duration"),
                 ("duration (s)", e.duration_sec, ""),
             ],
@@ -211,6 +216,7 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 ("tokens per second per watt", n.tokens_per_second_per_watt, energy_how),
             ],
         ),
+        _figures("carbon and cost", footprint_rows(r)),
         _figures(
             "thermal",
             [
@@ -256,6 +262,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("energy_per_output_token_j", "J per output token", "lower"),
     ("tokens_per_second", "tokens per second", "higher"),
     ("tokens_per_joule", "tokens per joule", "higher"),
+    ("co2e_per_output_token_g", "gCO2e per output token", "lower"),
+    ("cost_per_million_output_tokens_usd", "USD per 1M output tokens", "lower"),
     ("total_energy_j", "total energy (J)", ""),
     ("mean_power_w", "mean power (W)", ""),
     ("ttft_p50_ms", "TTFT p50 (ms)", "lower"),
@@ -280,6 +288,8 @@ DESCRIBED: tuple[tuple[str, str], ...] = (
     ("batch_size", "batch size"),
     ("energy_method", "energy method"),
     ("flops_method", "FLOPs method"),
+    ("carbon_region", "carbon region"),
+    ("carbon_intensity_g_per_kwh", "grid intensity (g/kWh)"),
     ("throttled", "throttled"),
     ("warmup_converged", "warmup converged"),
 )

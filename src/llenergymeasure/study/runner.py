@@ -26,6 +26,7 @@ from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import RunRecord, StudyManifest, StudyResult
 from llenergymeasure.errors import LlemError, ResultFileError
 from llenergymeasure.measure.progress import NullReporter, Reporter
+from llenergymeasure.results.intensity import check_region
 from llenergymeasure.results.io import load_model, load_result, save_model
 from llenergymeasure.results.layout import RESULT_FILENAME
 from llenergymeasure.study.summary import summarise
@@ -117,6 +118,8 @@ def run_study(
     directory = study_directory(study)
     runs_dir = directory / RUNS_DIRNAME
     runs = expand(study, output_dir=runs_dir)
+    for carbon in {run.config.carbon.model_dump_json(): run.config.carbon for run in runs}.values():
+        check_region(carbon)  # fail before the first run, not after
     runs_dir.mkdir(parents=True, exist_ok=True)
     manifest = _open_manifest(study, directory, runs)
     records = {r.run_id: r for r in manifest.runs}
