@@ -2,17 +2,22 @@
 
 Both score the same windows of the same text with the same model. llem's path is the measured
 run's (NLL, KL against cached reference scores, top-1 agreement); the bare loop only calls the
-model. Rounds are paired and alternate which goes first; the ratio is llem / bare (goal >= 0.9).
+model. Rounds are paired and alternate which goes first; the ratio llem / bare (goal >= 0.9)
+is estimated by ``_paired.run_paired``.
 
 Run from the repository root:
-    PYTHONPATH=src HF_HUB_OFFLINE=1 nice python benchmarks/quality_speed.py [--model M]
+    PYTHONPATH=src HF_HUB_OFFLINE=1 nice python benchmarks/quality_speed.py --threads 1 [--save]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paired import run_paired, save_estimates
 
 
 def main() -> None:
@@ -20,7 +25,8 @@ def main() -> None:
     parser.add_argument("--model", default="builtin:shakespeare")
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--window", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--max-sec", type=float, default=180.0, help="time cap of the rounds")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -69,26 +75,29 @@ def main() -> None:
         return scored / (clock() - start)
 
     llem(), bare()  # warm up both
-    ratios, llem_rates, bare_rates = [], [], []
-    for round_ in range(args.rounds):
-        if round_ % 2:
-            b, a = bare(), llem()
-        else:
-            a, b = llem(), bare()
-        llem_rates.append(a)
-        bare_rates.append(b)
-        ratios.append(a / b)
-    median = statistics.median(ratios)
+
+    def one_pair(i: int) -> tuple[float, float]:
+        if i % 2:
+            b = bare()
+            return llem(), b
+        return llem(), bare()
+
+    estimate = run_paired(
+        "quality scoring / bare forward",
+        one_pair,
+        max_sec=args.max_sec,
+        meaning="tokens scored per second, llem's quality pass / a bare forward-pass loop",
+    )
     print(
         f"{args.model}: {scored} tokens, {len(windows)} windows of {window} (stride {stride}), "
-        f"{args.rounds} paired rounds, {args.clock} clock, {torch.get_num_threads()} thread(s)"
+        f"{args.clock} clock, {torch.get_num_threads()} thread(s)"
     )
-    print(f"  llem scoring : {statistics.median(llem_rates):9.0f} tokens/s (median)")
-    print(f"  bare forward : {statistics.median(bare_rates):9.0f} tokens/s (median)")
-    print(
-        f"  ratio llem/bare: median {median:.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}); "
-        f"goal >= 0.9: {'met' if median >= 0.9 else 'NOT met'}"
-    )
+    print(estimate.line())
+    print(f"goal >= 0.9: {'met' if estimate.ratio >= 0.9 else 'NOT met'}")
+    if args.save:
+        command = "PYTHONPATH=src python benchmarks/quality_speed.py --threads 1 --save"
+        what = "quality pass tokens/s vs bare forward loop (builtin:shakespeare)"
+        print(f"saved {save_estimates('quality_speed', command, [estimate], what=what)}")
 
 
 if __name__ == "__main__":
