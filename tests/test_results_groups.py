@@ -43,7 +43,10 @@ def test_cycles_are_pooled_per_config_and_summaries_match_the_stats(tmp_path: Pa
 def test_single_result_has_no_interval_width() -> None:
     (group,) = group_by_config(_loaded(f.sweep_result(8)))
     summary = group.energy_per_token
-    assert summary.n == 1 and summary.std == 0.0 and summary.half_width == 0.0
+    assert summary.n == 1 and summary.mean == group.first.energy_per_output_token_j
+    # One run gives no spread: absent, never a std of 0 or a zero-width interval.
+    assert summary.std is None and summary.half_width is None
+    assert (summary.ci95_low, summary.ci95_high) == (None, None)
     assert group.label == "tiny-llama"  # nothing varies: the model names it
 
 

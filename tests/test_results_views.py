@@ -62,16 +62,16 @@ def test_list_row_has_the_headline_figures() -> None:
         hot.inference.tokens_per_second, rel=1e-3
     )
     assert row["throttled"] == "yes: thermal"
-    assert row["warmup converged"] == "no"
+    assert row["warmup"] == "not converged"
     assert row["energy method"] == "nvml_energy_counter+rapl"
-    assert table.rows[1][7:9] == ("no", "yes")
+    assert table.rows[1][7:9] == ("no", "converged")
 
 
 def test_list_of_foreign_config_shows_dashes() -> None:
     result = f.experiment_result(config={})
     row = list_table([_item(result)]).rows[0]
     assert row[1:5] == ("-", "-", "-", "-")
-    assert row[8] == "yes"  # factory warmup converged
+    assert row[8] == "converged"  # factory warmup converged
 
 
 def test_show_gives_every_group_with_provenance() -> None:
@@ -96,7 +96,7 @@ def test_show_gives_every_group_with_provenance() -> None:
     devices = {row[0]: row for row in tables["energy per device"].rows}
     assert devices["cpu:package-0"][-1] == "rapl (medium confidence)"
     compute = {row[0]: row for row in tables["compute"].rows}
-    assert compute["FLOPs"][2] == "architecture (medium confidence)"
+    assert compute["FLOPs executed"][2] == "architecture (medium confidence)"
     assert compute["prefill / decode FLOPs share"][1] == "25.0% / 75.0%"
     latency = next(t for t in show_tables(_item(result)) if t.title.startswith("latency"))
     assert "decode_step_timestamps (high confidence)" in latency.title

@@ -27,11 +27,13 @@ def register(app: typer.Typer) -> None:
         usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
         gpus: int | None = fo.GPUS,
     ) -> None:
-        """Write an HTML report (plots embedded; needs the `report` extra: matplotlib)."""
+        """Write an HTML report: tables and plots (matplotlib) embedded in one file."""
+        from llenergymeasure.files import check_output_file
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.footprint import recompute_set
         from llenergymeasure.results.report import write_report
 
+        check_output_file(output)
         found = recompute_set(
             load_results(directory),
             fo.overrides(

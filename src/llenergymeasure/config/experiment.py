@@ -56,13 +56,23 @@ class DecodingConfig(_Strict):
 
 
 class WarmupConfig(_Strict):
-    """Warm up until request latency settles (`cv`), or for a fixed number of requests."""
+    """Warm up until request latency settles (`cv`), or for a fixed number of requests.
+
+    Either mode also stops at ``max_sec`` (the request under way finishes first): on a busy
+    machine latency may never settle, and warmup must not take minutes. The result records
+    the limit and what ended warmup, and a cv warmup stopped short is reported as not converged.
+    """
 
     mode: Literal["cv", "fixed"] = "cv"
     target_cv: float = Field(default=0.05, gt=0)
     window: int = Field(default=5, ge=2, description="Requests per CV window.")
     max_prompts: int = Field(default=50, ge=1, description="Most warmup requests in cv mode.")
     n: int = Field(default=5, ge=0, description="Warmup requests in fixed mode.")
+    max_sec: float | None = Field(
+        default=20.0,
+        gt=0,
+        description="Stop warming up after this many seconds (null: no time limit).",
+    )
 
 
 class ExperimentConfig(_Strict):

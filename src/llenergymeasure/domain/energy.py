@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -37,6 +38,28 @@ class DeviceEnergy(DomainModel):
     )
     method: str = Field(description="Instrument, e.g. 'nvml_energy_counter', 'rapl', 'estimate'.")
     confidence: Confidence
+
+
+def is_estimated(device: DeviceEnergy) -> bool:
+    """True when a device's energy is modelled rather than read from a meter: the 'estimate'
+    instrument (utilisation x TDP share, 0.375 W per GB of RAM), or CodeCarbon without RAPL
+    (its TDP tables, confidence low)."""
+    return device.method == "estimate" or (
+        device.method == "codecarbon" and device.confidence == "low"
+    )
+
+
+@dataclass(frozen=True)
+class KindEnergy:
+    """The energy of one kind of device (GPU, CPU or RAM) and where it came from."""
+
+    kind: DeviceKind
+    energy_j: float
+    adjusted_energy_j: float | None
+    share: float = field(metadata={"unit": "fraction of the raw total, 0..1"})
+    methods: tuple[str, ...]
+    confidence: Confidence | None
+    estimated: bool
 
 
 BaselineMethod = Literal["measured", "cached", "none"]
@@ -144,6 +167,38 @@ class EnergyMetrics(DomainModel):
     def per_device_energy_j(self) -> dict[str, float]:
         """Raw joules keyed by device label."""
         return {d.label: d.energy_j for d in self.devices}
+
+    def _adjusted(self, device: DeviceEnergy) -> float | None:
+        if device.adjusted_energy_j is not None:
+            return device.adjusted_energy_j
+        if device.baseline_power_w is None:
+            return None
+        return idle_adjusted(device.energy_j, device.baseline_power_w, self.duration_sec)
+
+    def by_kind(self) -> list[KindEnergy]:
+        """Raw (and idle-adjusted) joules per kind of device, its share of the total, and
+        whether any part of it is estimated; kinds without energy or devices are left out."""
+        parts: list[KindEnergy] = []
+        for kind in ("gpu", "cpu", "ram"):
+            energy_j = getattr(self, f"{kind}_energy_j")
+            mine = [d for d in self.devices if d.kind == kind]
+            if not mine and energy_j == 0:
+                continue
+            adjusted = [self._adjusted(d) for d in mine]
+            parts.append(
+                KindEnergy(
+                    kind=kind,  # type: ignore[arg-type]
+                    energy_j=energy_j,
+                    adjusted_energy_j=math.fsum(adjusted)  # type: ignore[arg-type]
+                    if mine and None not in adjusted
+                    else None,
+                    share=energy_j / self.total_energy_j if self.total_energy_j > 0 else 0.0,
+                    methods=tuple(dict.fromkeys(d.method for d in mine)),
+                    confidence=lowest_confidence(*(d.confidence for d in mine)) if mine else None,
+                    estimated=any(is_estimated(d) for d in mine),
+                )
+            )
+        return parts
 
     @classmethod
     def from_devices(

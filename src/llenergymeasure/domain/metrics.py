@@ -169,14 +169,34 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 class NormalisedMetrics(DomainModel):
-    """Efficiency figures comparable across engines, precisions and hardware."""
+    """Efficiency figures comparable across engines, precisions and hardware.
 
-    tokens_per_joule: float = Field(ge=0)
-    tokens_per_effective_pflop: float = Field(ge=0)
-    tokens_per_second_per_watt: float = Field(ge=0)
-    theoretical_flops: float = Field(ge=0)
+    ``tokens_per_joule`` uses the raw energy of every metered device (idle power included);
+    ``adjusted_tokens_per_joule`` the idle-adjusted energy (None without a baseline).
+    ``tokens_per_second_per_watt`` is (tokens / s) / mean power: since the mean power is the
+    window's energy over its duration, it equals tokens per joule (up to the few milliseconds
+    between the energy window's and the inference timer's edges). It is not a separate
+    measurement of efficiency; it is kept for the seed contract and for readers who think
+    in watts.
+    """
+
+    tokens_per_joule: float = Field(ge=0, description="Output tokens / raw joules.")
+    tokens_per_effective_pflop: float = Field(
+        ge=0, description="Output tokens per PFLOP of effective_flops."
+    )
+    tokens_per_second_per_watt: float = Field(
+        ge=0,
+        description="(Output tokens / s) / mean power: equal to tokens_per_joule when the "
+        "power is the window's mean, as here.",
+    )
+    theoretical_flops: float = Field(
+        ge=0, description="Executed FLOPs (what the device computed, padding included)."
+    )
     effective_flops: float = Field(ge=0, description="theoretical_flops x precision_factor")
     precision: PrecisionMetadata | None = None
+    adjusted_tokens_per_joule: float | None = Field(
+        default=None, ge=0, description="Output tokens / idle-adjusted joules (None: no baseline)."
+    )
 
     @classmethod
     def from_metrics(
@@ -187,8 +207,15 @@ class NormalisedMetrics(DomainModel):
         inference_time_sec: float,
         theoretical_flops: float,
         precision: PrecisionMetadata | None = None,
+        adjusted_energy_j: float | None = None,
     ) -> NormalisedMetrics:
         """Compute every field from raw measurements; a zero denominator gives 0.0."""
+        if adjusted_energy_j is not None and (
+            not math.isfinite(adjusted_energy_j) or adjusted_energy_j < 0
+        ):
+            raise ValueError(
+                f"adjusted_energy_j must be a finite number >= 0, got {adjusted_energy_j!r}"
+            )
         inputs = {
             "total_output_tokens": total_output_tokens,
             "total_energy_j": total_energy_j,
@@ -210,6 +237,9 @@ class NormalisedMetrics(DomainModel):
             theoretical_flops=theoretical_flops,
             effective_flops=effective_flops,
             precision=precision,
+            adjusted_tokens_per_joule=None
+            if adjusted_energy_j is None
+            else _ratio(total_output_tokens, adjusted_energy_j),
         )
 
 
@@ -365,17 +395,37 @@ class ThermalThrottleInfo(DomainModel):
         )
 
 
+WarmupMode = Literal["cv", "fixed"]
+WarmupStop = Literal["converged", "max_prompts", "n", "max_sec"]
+
+
 class WarmupResult(DomainModel):
-    """How warmup ended: whether request latency settled (CV below target) before measuring."""
+    """How warmup ended: whether request latency settled (CV below target) before measuring.
+
+    ``converged`` always means the final CV is at or below ``target_cv``, in either mode. In
+    ``fixed`` mode warmup runs ``n`` requests whatever the CV (``max_prompts`` holds n), so not
+    reaching the target is not a failure there: ``describe()`` and ``warning()`` say so.
+    """
 
     converged: bool
     final_cv: float = Field(ge=0, description="Coefficient of variation of the last window.")
     iterations_completed: int = Field(ge=0)
     target_cv: float = Field(gt=0)
-    max_prompts: int = Field(ge=0)
+    max_prompts: int = Field(ge=0, description="Most requests (cv mode), or n (fixed mode).")
     latencies_ms: list[float] = Field(default_factory=list)
     window_size: int = Field(
         default=5, ge=2, description="Requests per CV window (to redraw the warmup curve)."
+    )
+    mode: WarmupMode = Field(
+        default="cv", description="cv: until the CV target; fixed: n requests."
+    )
+    max_sec: float | None = Field(
+        default=None, gt=0, description="Time limit in effect (None: none, or an older file)."
+    )
+    elapsed_sec: float | None = Field(default=None, ge=0, description="Time warmup took.")
+    stopped_by: WarmupStop | None = Field(
+        default=None,
+        description="What ended warmup: the CV target, max_prompts, n (fixed mode) or max_sec.",
     )
 
     @model_validator(mode="after")
@@ -396,3 +446,40 @@ class WarmupResult(DomainModel):
         w = self.window_size
         lat = self.latencies_ms
         return [coefficient_of_variation(lat[i - w : i]) for i in range(w, len(lat) + 1)]
+
+    def _time_limit_text(self) -> str:
+        limit = f"{self.max_sec:g} s" if self.max_sec is not None else "its time"
+        return f"time limit {limit} reached"
+
+    def describe(self) -> str:
+        """One line on how warmup ended, e.g. 'fixed: 5 requests (CV 0.081)'."""
+        n, cv = self.iterations_completed, f"CV {self.final_cv:.3f}"
+        if self.mode == "fixed":
+            text = f"fixed: {n} requests ({cv})"
+            if self.stopped_by == "max_sec":
+                text += f", {self._time_limit_text()} before n={self.max_prompts}"
+            return text
+        if self.converged:
+            return f"converged: {cv} <= target {self.target_cv:g} after {n} requests"
+        text = f"not converged: {cv} > target {self.target_cv:g} after {n} requests"
+        if self.stopped_by == "max_sec":
+            text += f" ({self._time_limit_text()})"
+        elif self.stopped_by == "max_prompts":
+            text += f" (max_prompts {self.max_prompts} reached)"
+        return text
+
+    def warning(self) -> str | None:
+        """The warning a reader needs, or None: a cv warmup that did not reach its target, or a
+        fixed warmup cut short by its time limit. A fixed warmup that ran its n is no failure."""
+        if self.mode == "cv" and not self.converged:
+            return f"warmup did not converge: {self.describe().removeprefix('not converged: ')}"
+        if self.mode == "fixed" and self.stopped_by == "max_sec":
+            return f"warmup ran fewer requests than asked: {self.describe()}"
+        return None
+
+    @property
+    def status(self) -> str:
+        """A short status: 'converged', 'not converged' or 'fixed'."""
+        if self.mode == "fixed":
+            return "fixed"
+        return "converged" if self.converged else "not converged"

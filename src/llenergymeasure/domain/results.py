@@ -19,8 +19,11 @@ from llenergymeasure.domain.quality import QualityMetrics
 #: refuse files with another major version. 1.1: optional ``carbon`` and ``cost`` (1.0 files load).
 #: 1.2: ``thermal.throttle_intervals`` (``throttle_timestamps`` became their starts) and
 #: ``energy.baseline``; older files load with those empty.
-#: 1.3: optional ``quality`` section (older files load without it).
-SCHEMA_VERSION = "1.3"
+#: 1.3 (all optional, so older files load): useful FLOPs and their rate (MFU is now from them),
+#: idle-adjusted tokens per joule, the warmup's mode, time limit, duration and what stopped
+#: it; the OpenMP wait policy.
+#: 1.4: optional ``quality`` section (older files load without it).
+SCHEMA_VERSION = "1.4"
 
 
 class DeviceInfo(DomainModel):
@@ -49,6 +52,9 @@ class EnvironmentSnapshot(DomainModel):
     devices: list[DeviceInfo] = Field(default_factory=list)
     driver_version: str | None = None
     cuda_version: str | None = None
+    omp_wait_policy: str | None = Field(
+        default=None, description="OMP_WAIT_POLICY in effect (llem sets PASSIVE unless given)."
+    )
 
 
 class _Timed(DomainModel):
@@ -132,6 +138,14 @@ class ExperimentResult(_Timed):
         """Raw joules per generated token (0.0 when nothing was generated)."""
         tokens = self.inference.output_tokens
         return self.energy.total_energy_j / tokens if tokens else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def adjusted_energy_per_output_token_j(self) -> float | None:
+        """Idle-adjusted joules per generated token (None without a baseline or tokens)."""
+        tokens = self.inference.output_tokens
+        adjusted = self.energy.adjusted_energy_j
+        return adjusted / tokens if adjusted is not None and tokens else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -62,6 +62,7 @@ def aggregate(
         inference.inference_time_sec,
         compute.flops.value,
         compute.precision,
+        adjusted_energy_j=energy.adjusted_energy_j,
     )
     all_warnings = list(dict.fromkeys([*warnings, *(w for p in procs for w in p.warnings)]))
     result = ExperimentResult(

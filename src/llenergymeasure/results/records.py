@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
 
+from llenergymeasure.domain.energy import is_estimated
 from llenergymeasure.domain.results import ExperimentResult
 
 ColumnType = Literal["str", "int", "float", "bool"]
@@ -64,9 +65,18 @@ def config_int(result: ExperimentResult, key: str) -> int | None:
     return None
 
 
-def _per_token(energy_j: float | None, result: ExperimentResult) -> float | None:
-    tokens = result.inference.output_tokens
-    return energy_j / tokens if energy_j is not None and tokens else None
+def _estimated_energy_j(result: ExperimentResult) -> float:
+    return math.fsum(d.energy_j for d in result.energy.devices if is_estimated(d))
+
+
+def _warmup_mode(result: ExperimentResult) -> str | None:
+    modes = sorted({w.mode for w in result.warmup})
+    return "+".join(modes) or None
+
+
+def _warmup_elapsed_sec(result: ExperimentResult) -> float | None:
+    times = [w.elapsed_sec for w in result.warmup if w.elapsed_sec is not None]
+    return max(times) if times else None
 
 
 def _warmup_final_cv(result: ExperimentResult) -> float | None:
@@ -259,12 +269,18 @@ COLUMNS: tuple[Column, ...] = (
         "adjusted_energy_per_output_token_j",
         "float",
         "idle-adjusted energy per generated token",
-        lambda r: _per_token(r.energy.adjusted_energy_j, r),
+        "adjusted_energy_per_output_token_j",
     ),
     Column("total_energy_j", "float", "raw energy, all devices", "energy.total_energy_j"),
     Column("gpu_energy_j", "float", "raw GPU energy", "energy.gpu_energy_j"),
     Column("cpu_energy_j", "float", "raw CPU energy", "energy.cpu_energy_j"),
     Column("ram_energy_j", "float", "raw RAM energy", "energy.ram_energy_j"),
+    Column(
+        "estimated_energy_j",
+        "float",
+        "raw energy of devices whose figure is modelled, not metered (in the total)",
+        _estimated_energy_j,
+    ),
     Column(
         "adjusted_energy_j",
         "float",
@@ -307,11 +323,22 @@ COLUMNS: tuple[Column, ...] = (
     *_latency_columns("request_latency"),
     Column("latency_method", "str", "how token times were taken", "inference.latency_method"),
     Column("latency_confidence", "str", "latency confidence", "inference.latency_confidence"),
-    Column("total_flops", "float", "FLOPs of the measured generation", "compute.flops.value"),
+    Column(
+        "total_flops",
+        "float",
+        "executed FLOPs of the measured generation (padding, steps after EOS included)",
+        "compute.flops.value",
+    ),
+    Column(
+        "useful_flops",
+        "float",
+        "FLOPs for the tokens kept (unpadded prompts, decode up to each last kept token)",
+        lambda r: r.compute.useful_flops.value if r.compute.useful_flops else None,
+    ),
     Column(
         "flops_per_output_token",
         "float",
-        "FLOPs per generated token",
+        "executed FLOPs per generated token",
         "compute.flops_per_output_token",
     ),
     Column("prefill_flops", "float", "FLOPs of the prefill", "compute.prefill_flops"),
@@ -335,11 +362,22 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "achieved_flops_per_sec",
         "float",
-        "FLOPs per second achieved",
+        "executed FLOPs per second",
         "compute.achieved_flops_per_sec",
     ),
-    Column("mfu", "float", "model FLOPs utilisation (achieved / peak)", "compute.mfu"),
-    Column("tokens_per_joule", "float", "output tokens per joule", "normalised.tokens_per_joule"),
+    Column(
+        "useful_flops_per_sec", "float", "useful FLOPs per second", "compute.useful_flops_per_sec"
+    ),
+    Column("mfu", "float", "model FLOPs utilisation (useful FLOPs/s / peak)", "compute.mfu"),
+    Column(
+        "tokens_per_joule", "float", "output tokens per raw joule", "normalised.tokens_per_joule"
+    ),
+    Column(
+        "adjusted_tokens_per_joule",
+        "float",
+        "output tokens per idle-adjusted joule",
+        "normalised.adjusted_tokens_per_joule",
+    ),
     Column(
         "tokens_per_effective_pflop",
         "float",
@@ -349,7 +387,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "tokens_per_second_per_watt",
         "float",
-        "throughput per watt",
+        "tokens per second / mean power (equals tokens per raw joule)",
         "normalised.tokens_per_second_per_watt",
     ),
     Column("effective_flops", "float", "FLOPs x precision factor", "normalised.effective_flops"),
@@ -368,6 +406,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("warmup_final_cv", "float", "largest final latency CV over processes", _warmup_final_cv),
     Column("warmup_target_cv", "float", "CV target of warmup", _warmup_target_cv),
     Column("warmup_iterations", "int", "most warmup iterations of a process", _warmup_iterations),
+    Column("warmup_mode", "str", "cv or fixed (as configured)", _warmup_mode),
+    Column("warmup_sec", "float", "longest warmup of a process, seconds", _warmup_elapsed_sec),
     Column("num_processes", "int", "process results aggregated", lambda r: len(r.process_results)),
     Column("gpu_names", "str", "GPU models in the environment", _device_names),
     Column("hostname", "str", "host", "environment.hostname"),

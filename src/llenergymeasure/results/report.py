@@ -15,13 +15,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure import __version__
+from llenergymeasure.domain.study import NO_OUTPUT_RULE
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.results import plots
 from llenergymeasure.results.collection import ResultSet, load_results
-from llenergymeasure.results.groups import CI_LEVEL, ConfigGroup, MetricSummary, group_by_config
+from llenergymeasure.results.groups import CI_LEVEL, ConfigGroup, group_by_config
 from llenergymeasure.results.io import atomic_write_text
 from llenergymeasure.results.telemetry import load_telemetry
-from llenergymeasure.results.views import fmt, throttle_causes, throttle_text
+from llenergymeasure.results.views import (
+    NO_SPREAD,
+    energy_by_kind_text,
+    fmt,
+    spread_texts,
+    throttle_causes,
+    throttle_text,
+    useful_share_text,
+)
 
 #: (id, heading) of every section, in page order; tests check each is present.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -94,36 +103,34 @@ def _note(text: str) -> str:
     return f'<p class="note">{_e(text)}</p>'
 
 
-def _ci(summary: MetricSummary) -> str:
-    if summary.n < 2:
-        return fmt(summary.mean)
-    return f"{fmt(summary.mean)} ± {fmt(summary.half_width)}"
-
-
 def _energy_throughput(groups: Sequence[ConfigGroup]) -> str:
     rows = []
     for g in groups:
-        e, t = g.energy_per_token, g.tokens_per_second
-        rows.append(
-            (
-                g.label,
-                str(e.n),
-                _ci(e),
-                f"[{fmt(e.ci95_low)}, {fmt(e.ci95_high)}]",
-                _ci(t),
-                fmt(t.std),
-            )
-        )
-    headers = ("configuration", "n", "J/out tok", f"{CI_LEVEL:.0%} CI", "tok/s", "tok/s std")
+        _, _, e_ci, e_text = spread_texts(g.energy_per_token)
+        adjusted_text = spread_texts(g.stats.adjusted_energy_per_output_token_j)[3]
+        _, t_std, _, t_text = spread_texts(g.tokens_per_second)
+        n = str(g.energy_per_token.n)
+        rows.append((g.label, n, e_text, e_ci, adjusted_text, t_text, t_std))
+    headers = (
+        "configuration",
+        "n",
+        "J/out tok (raw)",
+        f"{CI_LEVEL:.0%} CI",
+        "J/out tok (idle-adjusted)",
+        "tok/s",
+        "tok/s std",
+    )
     caption = (
-        "J per output token: raw energy of all measured devices (not idle-adjusted) / generated "
-        f"tokens. Bars: mean over the configuration's results; whiskers: {CI_LEVEL:.0%} "
-        "Student-t confidence interval of the mean (shown when n ≥ 2); dots: single results."
+        "J per output token: raw energy of all measured devices / generated tokens (the plot); "
+        "the idle-adjusted figure subtracts each device's idle power over the window. "
+        f"Bars: mean over the configuration's results; whiskers: {CI_LEVEL:.0%} "
+        "Student-t confidence interval of the mean (it needs n ≥ 2; with one run the spread "
+        f"reads {NO_SPREAD}); dots: single results. Rule: {NO_OUTPUT_RULE}."
     )
     return (
         _img(plots.energy_throughput_png(groups), "J per output token and tokens per second")
         + f"<p>{_e(caption)}</p>"
-        + _table(headers, rows, numeric={1, 2, 3, 4, 5})
+        + _table(headers, rows, numeric={1, 2, 3, 4, 5, 6})
     )
 
 
@@ -200,13 +207,23 @@ def _warmup(groups: Sequence[ConfigGroup]) -> str:
     png = plots.warmup_png(groups)
     if png is None:
         return _note("No result records warmup latencies: no warmup curve to draw.")
-    converged = sum(1 for r in with_warmup if r.warmup_converged)
+    warmups = [w for r in with_warmup for w in r.warmup]
+    cv_mode = [w for w in warmups if w.mode == "cv"]
+    converged = sum(1 for w in cv_mode if w.converged)
+    fixed = len(warmups) - len(cv_mode)
     text = _img(png, "warmup CV per iteration against the target")
-    text += (
-        f"<p>Warmup converged (latency CV below the target) in {converged} of "
-        f"{len(with_warmup)} result(s) with warmup.</p>"
-    )
-    return text
+    parts = []
+    if cv_mode:
+        parts.append(
+            f"Warmup until the latency CV reached its target converged in {converged} of "
+            f"{len(cv_mode)} process warmup(s)."
+        )
+    if fixed:
+        parts.append(
+            f"{fixed} process warmup(s) ran a fixed number of requests (no convergence sought; "
+            "the CV they reached is drawn)."
+        )
+    return text + f"<p>{_e(' '.join(parts))}</p>"
 
 
 def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
@@ -288,9 +305,11 @@ def _provenance(groups: Sequence[ConfigGroup]) -> str:
         "configuration",
         "energy method",
         "energy confidence",
+        "energy by kind",
         "idle baseline",
         "FLOPs method",
         "FLOPs confidence",
+        "useful FLOPs share",
         "FLOPs notes",
         "latency method",
     )
@@ -304,9 +323,11 @@ def _provenance(groups: Sequence[ConfigGroup]) -> str:
                     g.label,
                     r.energy.method,
                     r.energy.confidence,
+                    energy_by_kind_text(r.energy),
                     r.energy.baseline_method,
                     r.compute.flops.method,
                     r.compute.flops.confidence,
+                    useful_share_text(r.compute),
                     fmt(r.compute.flops.notes),
                     f"{r.inference.latency_method} ({r.inference.latency_confidence})",
                 )
@@ -322,10 +343,12 @@ def report_warnings(found: ResultSet, notes: Sequence[str]) -> list[str]:
         lines += [f"{r.experiment_id}: {w}" for w in r.warnings]
         if r.thermal.detected:
             lines.append(f"{r.experiment_id}: throttled ({', '.join(throttle_causes(r))})")
-        if r.warmup_converged is False:
-            lines.append(f"{r.experiment_id}: warmup did not converge")
+        for warmup in r.warmup:
+            text = warmup.warning()
+            if text is not None and not any(text in w for w in r.warnings):
+                lines.append(f"{r.experiment_id}: {text}")
         if r.inference.output_tokens == 0:
-            lines.append(f"{r.experiment_id}: generated no tokens; left out of J per token")
+            lines.append(f"{r.experiment_id}: generated no tokens ({NO_OUTPUT_RULE})")
     return lines + list(notes)
 
 
