@@ -8,6 +8,7 @@ enough can be read off.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from llenergymeasure.domain.quality import QualityMetrics
 from llenergymeasure.results.groups import ConfigGroup
@@ -57,7 +58,7 @@ def energy_quality_png(pairs: Sequence[tuple[ConfigGroup, QualityMetrics]]) -> b
                 [x - q.perplexity_degradation_ci.low * 100],
                 [q.perplexity_degradation_ci.high * 100 - x],
             ],
-            yerr=[[y - e.ci95_low], [e.ci95_high - y]],
+            yerr=_yerr(y, e),
             fmt="o",
             color="#d62728" if on_front else "#1f77b4",
             markersize=8 if on_front else 6,
@@ -84,6 +85,19 @@ def energy_quality_png(pairs: Sequence[tuple[ConfigGroup, QualityMetrics]]) -> b
     return _png(figure)
 
 
+def _yerr(y: float, e: Any) -> list[list[float]]:
+    """Whiskers of the J/token interval; none when it is unknown (a single result)."""
+    if e.ci95_low is None or e.ci95_high is None:
+        return [[0.0], [0.0]]
+    return [[y - e.ci95_low], [e.ci95_high - y]]
+
+
+def _energy_text(e: Any) -> str:
+    if e.ci95_low is None or e.ci95_high is None:
+        return f"{e.mean:.4g} (n={e.n}, no interval)"
+    return f"{e.mean:.4g} [{e.ci95_low:.4g}, {e.ci95_high:.4g}]"
+
+
 def quality_rows(pairs: Sequence[tuple[ConfigGroup, QualityMetrics]]) -> list[tuple[str, ...]]:
     """Table rows: configuration, J/token, perplexity, degradation, KL, top-1, on the front."""
     from llenergymeasure.results.quality_view import interval_text
@@ -96,7 +110,7 @@ def quality_rows(pairs: Sequence[tuple[ConfigGroup, QualityMetrics]]) -> list[tu
         rows.append(
             (
                 g.label,
-                f"{e.mean:.4g} [{e.ci95_low:.4g}, {e.ci95_high:.4g}]",
+                _energy_text(e),
                 interval_text(q.perplexity, q.perplexity_ci),
                 interval_text(q.perplexity_degradation, q.perplexity_degradation_ci, True),
                 interval_text(q.mean_kl_nats, q.mean_kl_ci),
