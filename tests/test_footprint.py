@@ -17,7 +17,7 @@ from llenergymeasure.domain.footprint import (
     cost_estimate,
     user_intensity,
 )
-from llenergymeasure.domain.results import ExperimentResult
+from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult
 from llenergymeasure.errors import ConfigError, LlemError
 from llenergymeasure.results import intensity
 from llenergymeasure.results.footprint import (
@@ -261,7 +261,7 @@ def test_carbon_and_cost_are_views_left_out_of_the_hash() -> None:
 def test_result_with_footprint_round_trips_and_old_files_load() -> None:
     result = _result({"carbon": {"region": "US-TX"}, "cost": {"usd_per_node_hour": 1.0}})
     data = json.loads(result.model_dump_json())
-    assert data["schema_version"] == "1.3"
+    assert data["schema_version"] == SCHEMA_VERSION
     assert data["carbon"]["energy_kwh"] == pytest.approx(ENERGY_J / 3.6e6)
     assert ExperimentResult.model_validate(data) == result
     # a 1.0 file (no carbon, no cost) still loads; its carbon columns are empty

@@ -133,6 +133,9 @@ def test_column_names_are_snake_case_with_units_and_unique() -> None:
     units = ("_j", "_w", "_sec", "_ms", "_c", "_mb", "_flops", "_flop", "_per_sec", "_second")
     units += ("_g", "_usd")  # gCO2e, US dollars (carbon and cost)
     unitless = {"precision_factor", "mfu", "warmup_final_cv", "warmup_target_cv", "pue"}
+    # quality: perplexities and shares are dimensionless; KL is in nats
+    quality_prefixes = ("perplexity", "reference_perplexity", "top1_agreement", "mean_kl_nats")
+    unitless |= {c.name for c in COLUMNS if c.name.startswith(quality_prefixes)}
     for column in COLUMNS:
         if column.type == "float" and column.name not in unitless:
             assert column.name.endswith(units) or "_per_" in column.name, column.name

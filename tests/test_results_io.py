@@ -10,6 +10,7 @@ import pytest
 
 from llenergymeasure import files
 from llenergymeasure.domain import ExperimentResult
+from llenergymeasure.domain.results import SCHEMA_VERSION
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.files import UMASK
 from llenergymeasure.results import io
@@ -115,7 +116,7 @@ def test_schema_1_files_are_migrated_with_a_note(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_as_v1(json.loads(original.model_dump_json()))))
     loaded = io.load_result(path)
-    assert loaded.schema_version == "2.0"
+    assert loaded.schema_version == SCHEMA_VERSION
     assert loaded.inference.arrival_model == "closed"
     assert loaded.inference.ttft == original.inference.ttft  # samples and method unchanged
     assert loaded.inference.tpot.method == "not_reported" and loaded.inference.tpot.n == 0
@@ -128,7 +129,7 @@ def test_schema_1_0_files_still_load(tmp_path: Path) -> None:
     such keys) loads with them empty, and its per-sample throttle timestamps are kept."""
     result = f.experiment_result()
     data = json.loads(result.model_dump_json())
-    assert data["schema_version"] == "2.0"
+    assert data["schema_version"] == SCHEMA_VERSION
     data = _as_v1(data)
     for holder in [data, *data["process_results"]]:
         holder["thermal"].pop("throttle_intervals")
@@ -137,6 +138,6 @@ def test_schema_1_0_files_still_load(tmp_path: Path) -> None:
     path = tmp_path / "old.json"
     path.write_text(json.dumps(data))
     loaded = io.load_result(path)
-    assert loaded.schema_version == "2.0"  # migrated (requests as the unit, issue 13)
+    assert loaded.schema_version == SCHEMA_VERSION  # migrated (requests as the unit, issue 13)
     assert loaded.thermal.throttle_intervals == [] and loaded.energy.baseline is None
     assert loaded.thermal.throttle_timestamps == [4.0, 4.1, 4.2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -126,6 +126,10 @@ def summary_table(result: StudyResult) -> Table:
             return mean if m.n == 0 else f"{mean} (± {NO_SPREAD})"
         return f"{mean} ± {std} {interval}"
 
+    with_quality = any(s.quality is not None for s in result.summaries)
+    if with_quality:
+        for column in ("ppl degradation [95%]", "mean KL (nats) [95%]", "top-1 [95%]"):
+            table.add_column(column)
     execution = result.execution
     if execution is not None:
         hosts = ", ".join(f"{h} ({n})" for h, n in execution.hosts.items()) or "-"
@@ -146,8 +150,21 @@ def summary_table(result: StudyResult) -> Table:
             cell(s.energy_per_output_token_j),
             cell(s.tokens_per_second),
             cell(s.ttft_p50_ms),
+            *(_quality_cells(s.quality) if with_quality else ()),
         )
     return table
+
+
+def _quality_cells(q: Any) -> tuple[str, ...]:
+    from llenergymeasure.results.quality_view import interval_text
+
+    if q is None:
+        return ("-", "-", "-")
+    return (
+        interval_text(q.perplexity_degradation, q.perplexity_degradation_ci, percent=True),
+        interval_text(q.mean_kl_nats, q.mean_kl_ci),
+        interval_text(q.top1_agreement, q.top1_agreement_ci, percent=True),
+    )
 
 
 def no_output_warnings(result: StudyResult) -> list[str]:

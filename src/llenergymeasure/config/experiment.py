@@ -15,6 +15,7 @@ from llenergymeasure.config.engines import (
     TransformersSection,
     VLLMSection,
 )
+from llenergymeasure.config.quality import QualityConfig
 from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
 from llenergymeasure.domain.requests import ArrivalModel
 
@@ -106,7 +107,10 @@ class ExperimentConfig(_Strict):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="auto: float32 on CPU, the model's own dtype on GPU."
     )
-    quantization: Literal["none", "bnb-8bit", "bnb-4bit"] = "none"
+    quantization: Literal["none", "bnb-8bit", "bnb-4bit", "torch-int8"] = Field(
+        default="none",
+        description="bnb-*: bitsandbytes (CUDA); torch-int8: torch dynamic int8 Linear (CPU).",
+    )
     device_map: str | None = Field(
         default=None, description="transformers device_map; default: cuda:0 if available else cpu."
     )
@@ -146,6 +150,9 @@ class ExperimentConfig(_Strict):
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
     output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Perplexity / KL / top-1 beside energy."
+    )
     carbon: CarbonSettings = Field(
         default_factory=CarbonSettings,
         description="Grid intensity, PUE: a view on the energy; not part of the hash.",
@@ -200,6 +207,8 @@ class ExperimentConfig(_Strict):
         """Hash of the fields that change what is measured (not HASH_EXCLUDED's, nor the
         sections of engines the config does not use)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED | self._other_sections())
+        if not self.quality.enabled:
+            payload.pop("quality")  # hashes of configs without quality stay as they were
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -13,6 +13,7 @@ from llenergymeasure.domain.energy import EnergyMetrics
 from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
+from llenergymeasure.domain.quality import QualityMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: migrate files of an older major version they know (see ``results.migrate``) and refuse others.
@@ -21,8 +22,9 @@ from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInf
 #: those empty. 1.3 (all optional, so older files load): useful FLOPs and their rate (MFU is now
 #: from them), idle-adjusted tokens per joule, the warmup's mode, time limit, duration and what
 #: stopped it; the OpenMP wait policy. 2.0: latency from per-request traces (arrival model,
-#: TPOT, a method per latency figure); 1.x files are migrated.
-SCHEMA_VERSION = "2.0"
+#: TPOT, a method per latency figure); 1.x files are migrated. 2.1: optional ``quality`` section
+#: (2.0 files load without it).
+SCHEMA_VERSION = "2.1"
 
 
 class DeviceInfo(DomainModel):
@@ -90,6 +92,9 @@ class RawProcessResult(_Timed):
     timeseries_file: str | None = Field(
         default=None, description="Telemetry time series (Parquet), relative to the result."
     )
+    quality: QualityMetrics | None = Field(
+        default=None, description="Quality on a reference text (process 0), if enabled."
+    )
 
     @model_validator(mode="after")
     def _index_in_world(self) -> RawProcessResult:
@@ -119,6 +124,11 @@ class ExperimentResult(_Timed):
         default_factory=list, description="Warmup result of each process, in process order."
     )
     warnings: list[str] = Field(default_factory=list)
+    quality: QualityMetrics | None = Field(
+        default=None,
+        description="Perplexity, KL and top-1 agreement against a reference configuration, "
+        "measured outside the energy window (None when quality evaluation is off).",
+    )
     process_results: list[RawProcessResult] = Field(default_factory=list)
     carbon: CarbonEstimate | None = Field(
         default=None, description="gCO2e of the window: a view, recomputable (results/footprint)."

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from llenergymeasure.domain.base import DomainModel
+from llenergymeasure.domain.quality import QualityMetrics
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.stats import confidence_interval, mean, stdev
 
@@ -167,6 +168,11 @@ class ConfigurationSummary(ConfigurationStats):
     overrides: dict[str, Any] = Field(default_factory=dict)
     completed: int = Field(ge=0)
     failed: int = Field(ge=0)
+    quality: QualityMetrics | None = Field(
+        default=None,
+        description="Quality of the configuration (its first completed run that measured it); "
+        "the intervals are the run's block-bootstrap intervals.",
+    )
 
 
 class ExecutionSummary(DomainModel):

@@ -107,6 +107,14 @@ BUILTIN_MODELS: dict[str, BuiltinSpec] = {
 }
 
 
+#: Builtin models *trained* and shipped inside the package (files under data/builtin/NAME),
+#: reproducible with the script named in their training.json.
+SHIPPED_MODELS: dict[str, str] = {
+    "shakespeare": "Llama, 4 layers, ~1.05M parameters, trained on Shakespeare's plays "
+    "(scripts/train_shakespeare.py); held-out text: builtin quality text shakespeare-heldout",
+}
+
+
 def is_builtin(model: str) -> bool:
     """True for a ``builtin:NAME`` model reference."""
     return model.startswith(PREFIX)
@@ -115,8 +123,8 @@ def is_builtin(model: str) -> bool:
 def builtin_name(model: str) -> str:
     """The NAME of ``builtin:NAME``, checked against the known builtin models."""
     name = model[len(PREFIX) :]
-    if name not in BUILTIN_MODELS:
-        known = ", ".join(PREFIX + n for n in BUILTIN_MODELS)
+    if name not in BUILTIN_MODELS and name not in SHIPPED_MODELS:
+        known = ", ".join(PREFIX + n for n in [*BUILTIN_MODELS, *SHIPPED_MODELS])
         raise ConfigError(f"unknown builtin model {model!r}; available: {known}")
     return name
 
@@ -133,6 +141,8 @@ def cache_root() -> Path:
 def builtin_path(model: str) -> Path:
     """The local directory of a builtin model, built on first use."""
     name = builtin_name(model)
+    if name in SHIPPED_MODELS:
+        return Path(str(resources.files("llenergymeasure.data").joinpath("builtin").joinpath(name)))
     target = cache_root() / "models" / f"{name}-v{RECIPE_VERSION}"
     if not (target / "config.json").exists():
         _build(BUILTIN_MODELS[name], target)

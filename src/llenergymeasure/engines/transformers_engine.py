@@ -22,6 +22,11 @@ from llenergymeasure.engines.base import (
     static_batch_traces,
     stopped_at_eos,
 )
+from llenergymeasure.engines.quantize import (
+    TORCH_INT8_PRECISION,
+    check_torch_int8,
+    quantize_torch_int8,
+)
 from llenergymeasure.errors import ConfigError, LlemError
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
@@ -64,6 +69,7 @@ class TransformersEngine(Engine):
         self._device: Any = None
         self._logits_processor = logits_processor  # tests use it to force EOS at known steps
         self._gen_kwargs: dict[str, Any] = {}
+        self._float_model: Any = None
 
     # ---- loading -----------------------------------------------------------------------------
 
@@ -92,7 +98,9 @@ class TransformersEngine(Engine):
         kwargs: dict[str, Any] = {"dtype": dtype, "device_map": device_map}
         if self.config.transformers.attn_implementation != "auto":
             kwargs["attn_implementation"] = self.config.transformers.attn_implementation
-        if self.config.quantization != "none":
+        if self.config.quantization == "torch-int8":
+            check_torch_int8(self.config, device_map)
+        elif self.config.quantization != "none":
             kwargs["quantization_config"] = self._bnb_config(torch, transformers, cuda)
         source = self._resolve_source()
         try:
@@ -101,6 +109,10 @@ class TransformersEngine(Engine):
         except (OSError, ValueError) as exc:
             raise LlemError(_describe_load_error(self.config.model, exc)) from None
         self._model.eval()
+        self._float_model = None
+        if self.config.quantization == "torch-int8":
+            self._float_model = self._model  # kept to count FLOPs (quantised ops are invisible)
+            self._model = quantize_torch_int8(self._model)
         tok = self._tokenizer
         tok.padding_side = "left"
         if tok.pad_token_id is None:
@@ -233,7 +245,14 @@ class TransformersEngine(Engine):
     def precision(self) -> PrecisionMetadata:
         from llenergymeasure.compute.precision import detect_precision
 
+        if self.config.quantization == "torch-int8":
+            return TORCH_INT8_PRECISION
         return detect_precision(self._model)
+
+    @property
+    def flops_model(self) -> Any:
+        """The model FLOPs are counted on: the float original of a torch-int8 model."""
+        return self._float_model if self._float_model is not None else self._model
 
     def gpu_indices(self) -> list[int]:
         devices = getattr(self._model, "hf_device_map", None) or {}
@@ -273,6 +292,7 @@ class TransformersEngine(Engine):
 
     def close(self) -> None:
         self._model = None
+        self._float_model = None
         gc.collect()
         torch = self._torch
         if torch is not None and torch.cuda.is_available():

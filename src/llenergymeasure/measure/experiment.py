@@ -27,6 +27,7 @@ from llenergymeasure.engines.registry import create_engine
 from llenergymeasure.errors import LlemError
 from llenergymeasure.files import check_output_dir
 from llenergymeasure.locking import DirectoryLock
+from llenergymeasure.measure import quality_step
 from llenergymeasure.measure.environment import capture_environment, prefer_passive_omp_wait
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
@@ -188,6 +189,9 @@ def measure_process(
 
     reporter = reporter or NullReporter()
     warnings: list[str] = []
+    if config.quality.enabled and process_index == 0:
+        reporter.stage("quality: reference")
+    quality_reference = quality_step.prepare(config, process_index)
     reporter.stage(f"loading {config.model}")
     engine = create_engine(config)
     engine.load()
@@ -259,7 +263,7 @@ def measure_process(
         peak_mb, weights_mb = engine.memory_mb()
         inference = _inference_metrics(engine, config, outputs, window.duration_sec, window_start)
         compute, flops_warnings = compute_metrics(
-            engine.model,
+            getattr(engine, "flops_model", engine.model),
             outputs,
             config.flops_method,
             precision,
@@ -269,6 +273,12 @@ def measure_process(
             device_names=_device_names(engine),
         )
         warnings += flops_warnings
+        if quality_reference is not None:
+            reporter.stage("quality")
+        quality, compute, quality_warnings = quality_step.evaluate(
+            engine, config, quality_reference, compute
+        )
+        warnings += quality_warnings
     finally:
         engine.close()
 
@@ -288,6 +298,7 @@ def measure_process(
         thermal=telemetry.thermal,
         warnings=list(dict.fromkeys(warnings)),
         timeseries_file=timeseries_filename(process_index, world_size),
+        quality=quality,
     )
     save_model(result, out_dir / process_filename(process_index))
     (out_dir / done_marker(process_index)).touch()

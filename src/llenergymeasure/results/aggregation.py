@@ -82,6 +82,7 @@ def aggregate(
         ),
         warmup=[p.warmup for p in procs if p.warmup is not None],
         warnings=all_warnings,
+        quality=next((p.quality for p in procs if p.quality is not None), None),
         process_results=list(procs),
     )
     return footprint(result)  # carbon and cost: views on the figures above

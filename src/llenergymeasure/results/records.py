@@ -205,6 +205,50 @@ def _latency_columns(kind: str) -> list[Column]:
     ]
 
 
+def _quality(path: str) -> Callable[[ExperimentResult], Any]:
+    def get(result: ExperimentResult) -> Any:
+        return attrgetter(path)(result.quality) if result.quality is not None else None
+
+    return get
+
+
+def _quality_columns() -> list[Column]:
+    """Quality figures (empty when quality evaluation was off), each with its 95% interval."""
+    columns: list[Column] = []
+    for name, label in (
+        ("perplexity", "perplexity on the quality text"),
+        ("reference_perplexity", "perplexity of the reference configuration"),
+        ("perplexity_degradation", "perplexity / reference perplexity - 1"),
+        ("mean_kl_nats", "mean KL(reference || measured) per token, nats"),
+        ("top1_agreement", "share of tokens whose argmax matches the reference's"),
+    ):
+        ci = "mean_kl_ci" if name == "mean_kl_nats" else f"{name}_ci"
+        columns += [
+            Column(name, "float", label, _quality(name)),
+            Column(f"{name}_ci_low", "float", f"{label}: 95% interval, low", _quality(f"{ci}.low")),
+            Column(
+                f"{name}_ci_high", "float", f"{label}: 95% interval, high", _quality(f"{ci}.high")
+            ),
+        ]
+    return [
+        *columns,
+        Column("kl_method", "str", "exact or top_k_tail (a lower bound)", _quality("kl_method")),
+        Column("quality_tokens", "int", "tokens scored for quality", _quality("tokens_evaluated")),
+        Column("quality_text", "str", "quality text: source:name", _quality_text),
+        Column(
+            "quality_text_sha256", "str", "SHA-256 of the text", _quality("text.sha256")
+        ),
+        Column(
+            "quality_reference_dtype", "str", "reference dtype", _quality("reference.dtype")
+        ),
+    ]
+
+
+def _quality_text(result: ExperimentResult) -> str | None:
+    q = result.quality
+    return f"{q.text.source}:{q.text.name}" if q is not None else None
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("experiment_id", "str", "experiment id", "experiment_id"),
     Column("config_hash", "str", "hash of the resolved config (cycles share it)", "config_hash"),
@@ -397,6 +441,7 @@ COLUMNS: tuple[Column, ...] = (
         "environment.llenergymeasure_version",
     ),
     Column("num_warnings", "int", "warnings recorded in the result", lambda r: len(r.warnings)),
+    *_quality_columns(),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)

@@ -37,6 +37,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("energy-throughput", "Energy per output token and throughput per configuration"),
     ("latency", "Request latency per configuration"),
     ("batch-size", "Energy per output token against batch size"),
+    ("energy-quality", "Energy against quality"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
     ("carbon-cost", "Carbon and cost per output token"),
@@ -169,6 +170,19 @@ def _latency(groups: Sequence[ConfigGroup]) -> str:
         "the window start. '-': not reported (no per-token times)."
     )
     return f"<p>{_e(caption)}</p>" + _table(headers, rows, numeric={2, 3, 4, 5, 6})
+
+
+def _energy_quality(groups: Sequence[ConfigGroup]) -> str:
+    from llenergymeasure.results import quality_report as qr
+
+    pairs = qr.quality_groups(groups)
+    if not pairs:
+        return _note("No result measured quality (enable the experiment's quality section).")
+    return (
+        _img(qr.energy_quality_png(pairs), "J per output token against perplexity degradation")
+        + f"<p>{_e(qr.quality_caption(pairs))}</p>"
+        + _table(qr.QUALITY_HEADERS, qr.quality_rows(pairs), numeric={1, 2, 3, 4, 5})
+    )
 
 
 def _batch_size(groups: Sequence[ConfigGroup]) -> str:
@@ -394,6 +408,7 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
         "energy-throughput": _energy_throughput(groups),
         "latency": _latency(groups),
         "batch-size": _batch_size(groups),
+        "energy-quality": _energy_quality(groups),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
         "carbon-cost": _carbon_cost(groups),

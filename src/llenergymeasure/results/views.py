@@ -19,6 +19,7 @@ from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import MetricSummary
 from llenergymeasure.results.collection import LoadedResult
 from llenergymeasure.results.footprint import footprint_rows
+from llenergymeasure.results.quality_view import quality_rows
 from llenergymeasure.results.records import result_record
 
 MISSING = "-"
@@ -322,8 +323,15 @@ def show_tables(item: LoadedResult) -> list[Table]:
                 for i, w in enumerate(r.warmup)
             ],
         ),
+        *_quality_tables(r),
         Table("warnings", ("warning",), [(w,) for w in r.warnings]),
     ]
+
+
+def _quality_tables(r: ExperimentResult) -> list[Table]:
+    if r.quality is None:
+        return []
+    return [Table("quality (95% intervals)", ("figure", "value", "how"), quality_rows(r.quality))]
 
 
 def _mfu_how(compute: ComputeMetrics) -> str:
@@ -361,6 +369,10 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("mfu", "MFU", "higher"),
     ("peak_memory_mb", "peak memory (MB)", "lower"),
     ("max_temperature_c", "max temperature (C)", ""),
+    ("perplexity", "perplexity", "lower"),
+    ("perplexity_degradation", "perplexity degradation", "lower"),
+    ("mean_kl_nats", "mean KL per token (nats)", "lower"),
+    ("top1_agreement", "top-1 agreement", "higher"),
 )
 
 #: Descriptive rows shown above the figures (no ratio).

@@ -30,6 +30,7 @@ def summarise(
                 completed=len(done),
                 failed=sum(r.status == "failed" for r in mine),
                 **dict(stats),
+                quality=next((r.quality for r in done if r.quality is not None), None),
             )
         )
     return summaries
