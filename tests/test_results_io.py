@@ -63,7 +63,7 @@ def test_atomic_write_interrupted_mid_write_leaves_old_file(tmp_path: Path, monk
         ('{"name": "some other tool"}', "no schema_version"),
         (
             '{"schema_version": "9.0"}',
-            r"schema_version 9\.0, this llenergymeasure reads 2\.0 \(and migrates 1\.x\)",
+            r"schema_version 9\.0, this llenergymeasure reads 2\.1 \(and migrates 1\.x\)",
         ),
         ('{"schema_version": "1.0", "experiment_id": "x"}', "is not a valid ExperimentResult"),
     ],
@@ -116,7 +116,7 @@ def test_schema_1_files_are_migrated_with_a_note(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_as_v1(json.loads(original.model_dump_json()))))
     loaded = io.load_result(path)
-    assert loaded.schema_version == SCHEMA_VERSION
+    assert loaded.schema_version == "2.0"  # the layout it was migrated to
     assert loaded.inference.arrival_model == "closed"
     assert loaded.inference.ttft == original.inference.ttft  # samples and method unchanged
     assert loaded.inference.tpot.method == "not_reported" and loaded.inference.tpot.n == 0
@@ -138,6 +138,6 @@ def test_schema_1_0_files_still_load(tmp_path: Path) -> None:
     path = tmp_path / "old.json"
     path.write_text(json.dumps(data))
     loaded = io.load_result(path)
-    assert loaded.schema_version == SCHEMA_VERSION  # migrated (requests as the unit, issue 13)
+    assert loaded.schema_version == "2.0"  # migrated (requests as the unit, issue 13)
     assert loaded.thermal.throttle_intervals == [] and loaded.energy.baseline is None
     assert loaded.thermal.throttle_timestamps == [4.0, 4.1, 4.2]
