@@ -1,59 +1,117 @@
 """Harness overhead: tokens/s of the measured window against a bare ``model.generate`` loop.
 
-Same model, batch and prompts, alternated in one process (bare, harness, bare, harness, ...)
-so that drift on a noisy machine hits both alike. Prints each round and the median ratio.
-Goal: >= 0.97 at batch 8, 64 new tokens, on builtin:tiny-llama.
+One process, the model loaded once, the same padded batches on the device. Each paired round
+runs the bare loop and the harness's own window code (``measure.experiment._measurement_window``
+with the energy meter and the telemetry thread running, as in ``llem run``), in alternating
+order so that drift hits both alike. Rounds are added until the 95% interval of the ratio is
+within +-2% or the time cap is reached (see ``_paired.py``). Goal: >= 0.99.
 
-    python benchmarks/harness_overhead.py [--rounds 5] [--batch-size 8] [--new-tokens 64]
-                                          [--with-progress]
+``--parts`` also measures the harness with parts switched off, each paired with the bare loop:
+
+- ``engine``: ``engine.generate`` alone (per-step timestamps through the streamer, the host
+  copy of the generated ids, token counting), no meter, no telemetry thread;
+- ``window``: the measurement window with the meter's edges (device sync, counter reads), no
+  telemetry thread;
+- ``full``: the window with the telemetry thread sampling every ``telemetry_interval_sec``.
+
+    python benchmarks/harness_overhead.py [--parts] [--max-sec 240] [--batch-size 8]
+        [--new-tokens 64] [--with-progress] [--save]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _bare import bare_tokens_per_second, prepare
+from _bare import bare_tokens_per_second
+from _paired import RatioEstimate, run_paired, save_estimates
 
 from llenergymeasure.config.experiment import ExperimentConfig
-from llenergymeasure.measure.experiment import run_experiment
 
 
-def measured_tokens_per_second(config: ExperimentConfig, with_progress: bool) -> float:
-    """One run of the harness; with the CLI's progress bars drawn to a discarded console."""
-    if not with_progress:
-        return run_experiment(config).inference.tokens_per_second
-    from rich.console import Console
+class Harness:
+    """The engine and meter of one experiment, driven window by window."""
 
-    from llenergymeasure.cli.run_cmd import RichReporter
+    def __init__(self, config: ExperimentConfig, with_progress: bool) -> None:
+        from llenergymeasure.energy import create_meter
+        from llenergymeasure.measure.experiment import create_engine
+        from llenergymeasure.measure.prompts import batched, load_prompt_ids
 
-    with open(os.devnull, "w") as sink:
-        console = Console(file=sink, force_terminal=True, width=100)
-        with RichReporter(console) as reporter:
-            return run_experiment(config, reporter=reporter).inference.tokens_per_second
+        self.config = config
+        self.engine = create_engine(config)
+        self.engine.load()
+        ids, _ = load_prompt_ids(config, self.engine)
+        self.batches = [self.engine.prepare(b) for b in batched(ids, config.batch_size)]
+        self.meter = create_meter(
+            config.energy, gpu_indices=self.engine.gpu_indices() or None, include_host=True
+        )
+        self.reporter = self._reporter(with_progress)
+
+    def _reporter(self, with_progress: bool) -> Any:
+        from llenergymeasure.measure.progress import NullReporter
+
+        if not with_progress:
+            return NullReporter()
+        from rich.console import Console
+
+        from llenergymeasure.cli.run_cmd import RichReporter
+
+        sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
+        reporter = RichReporter(Console(file=sink, force_terminal=True, width=100))
+        reporter.__enter__()
+        reporter.stage("measurement", total=len(self.batches))
+        return reporter
+
+    def bare_inputs(self) -> list[tuple[Any, Any]]:
+        return [b.inputs for b in self.batches]
+
+    def engine_only(self) -> float:
+        start = time.perf_counter()
+        tokens = sum(sum(self.engine.generate(b).output_tokens) for b in self.batches)
+        return tokens / (time.perf_counter() - start)
+
+    def window(self, telemetry: bool) -> float:
+        from llenergymeasure.energy import TelemetrySampler
+        from llenergymeasure.measure.experiment import _measurement_window
+
+        sampler = TelemetrySampler(self.meter, interval_sec=self.config.telemetry_interval_sec)
+        if telemetry:
+            sampler.start()
+        try:
+            start = time.perf_counter()
+            outputs, *_ = _measurement_window(self.engine, self.batches, self.meter, self.reporter)
+            wall = time.perf_counter() - start
+        finally:
+            if telemetry:
+                sampler.stop()
+        return sum(sum(o.output_tokens) for o in outputs) / wall
+
+    def close(self) -> None:
+        self.meter.close()
+        self.engine.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--n-prompts", type=int, default=32)
     parser.add_argument("--model", default="builtin:tiny-llama")
-    parser.add_argument(
-        "--with-progress",
-        action="store_true",
-        help="draw the CLI's progress bars (to a discarded console), as `llem run` does",
-    )
+    parser.add_argument("--max-sec", type=float, default=240.0, help="time cap per figure")
+    parser.add_argument("--target", type=float, default=0.02, help="interval half-width goal")
+    parser.add_argument("--parts", action="store_true", help="also measure with parts off")
+    parser.add_argument("--with-progress", action="store_true", help="draw the CLI's bars")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args()
-    out = Path(tempfile.mkdtemp(prefix="llem-bench-"))
+
     config = ExperimentConfig(
         model=args.model,
         batch_size=args.batch_size,
@@ -61,22 +119,63 @@ def main() -> None:
         max_output_tokens=args.new_tokens,
         baseline_sec=0,
         warmup={"mode": "fixed", "n": 3},
-        output_dir=out,
+        output_dir=Path(tempfile.mkdtemp(prefix="llem-bench-")),
     )
-    model, batches, pad_id = prepare(config)
-    bare_tokens_per_second(model, batches[:2], pad_id, args.new_tokens)  # warm the bare path
-    ratios = []
-    print(f"{'round':>5} {'bare tok/s':>12} {'harness tok/s':>14} {'ratio':>7}")
-    for i in range(args.rounds):
-        bare = bare_tokens_per_second(model, batches, pad_id, args.new_tokens)
-        harness = measured_tokens_per_second(config, args.with_progress)
-        ratios.append(harness / bare)
-        print(f"{i + 1:>5} {bare:>12.1f} {harness:>14.1f} {harness / bare:>7.3f}")
+    harness = Harness(config, args.with_progress)
+    bare_inputs = harness.bare_inputs()
+    pad_id = harness.engine.tokenizer.pad_token_id
+    model = harness.engine.model
+
+    def bare() -> float:
+        return bare_tokens_per_second(model, bare_inputs, pad_id, args.new_tokens)
+
+    for _ in range(2):  # warm both paths (allocator, kernels) before any pair counts
+        bare()
+        harness.window(telemetry=True)
+
+    variants = {
+        "engine": ("engine.generate alone (timestamps, host copy)", harness.engine_only),
+        "window": ("window with meter edges, no telemetry", lambda: harness.window(False)),
+        "full": ("the harness as `llem run` measures", lambda: harness.window(True)),
+    }
+    chosen = ["engine", "window", "full"] if args.parts else ["full"]
+    estimates: list[RatioEstimate] = []
+    for key in chosen:
+        meaning, measured = variants[key]
+
+        def one_pair(i: int, measured: Any = measured) -> tuple[float, float]:
+            if i % 2:
+                b = bare()
+                return measured(), b
+            m = measured()
+            return m, bare()
+
+        estimate = run_paired(
+            f"harness/bare [{key}]",
+            one_pair,
+            target=args.target,
+            max_sec=args.max_sec,
+            meaning=meaning,
+        )
+        estimates.append(estimate)
+        print(estimate.line(), flush=True)
+    harness.close()
+
     mode = "with progress bars" if args.with_progress else "no progress bars"
     print(
-        f"median ratio harness/bare ({mode}): {statistics.median(ratios):.3f} "
-        f"(batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
+        f"\nharness/bare tokens/s ({mode}; batch {args.batch_size}, {args.new_tokens} new tokens, "
+        f"{args.n_prompts} prompts, {args.model}):"
     )
+    for e in estimates:
+        print(f"  {e.line()}  -- {e.meaning}")
+    if args.save:
+        name = "harness_overhead_parts" if args.parts else "harness_overhead"
+        command = "python benchmarks/harness_overhead.py" + (" --parts" if args.parts else "")
+        what = (
+            f"tokens/s of the measured window vs a bare `model.generate` loop, paired in one "
+            f"process (batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
+        )
+        print(f"saved {save_estimates(name, command, estimates, what=what)}")
 
 
 if __name__ == "__main__":

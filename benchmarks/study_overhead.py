@@ -1,11 +1,12 @@
 """Isolation overhead: tokens/s inside a study's experiment subprocess against a bare
 ``model.generate`` loop in a standalone process (same model, batch and prompts).
 
-Alternates (bare process, study) for several rounds and prints the median ratio.
-Goal: >= 0.97. A parent that stays busy while its child measures (polling loops, spinning
-thread pools) slows the child severalfold on a small machine; this shows ours does not.
+Paired rounds (bare process, study run; the order alternates) are added until the 95% interval
+of the ratio is within +-2% or the time cap is hit. Goal: >= 0.97. A parent that stays busy
+while its child measures (polling loops, spinning thread pools) slows the child severalfold on
+a small machine; this shows ours does not.
 
-    python benchmarks/study_overhead.py [--rounds 3] [--batch-size 8] [--new-tokens 64]
+    python benchmarks/study_overhead.py [--max-sec 600] [--batch-size 8] [--new-tokens 64] [--save]
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _paired import run_paired, save_estimates  # noqa: E402
 
 BARE_SCRIPT = """
 import json, sys
@@ -41,11 +44,12 @@ def main() -> None:
     from llenergymeasure.study.runner import run_study
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-sec", type=float, default=600.0, help="time cap")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--n-prompts", type=int, default=32)
     parser.add_argument("--model", default="builtin:tiny-llama")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="llem-study-bench-"))
     base = {
@@ -57,25 +61,42 @@ def main() -> None:
         "warmup": {"mode": "fixed", "n": 3},
     }
     config_json = ExperimentConfig.model_validate(base).model_dump_json()
-    ratios = []
-    print(f"{'round':>5} {'bare tok/s':>12} {'study tok/s':>12} {'ratio':>7}")
-    for i in range(args.rounds):
-        bare_proc = subprocess.run(
+
+    def bare() -> float:
+        done = subprocess.run(
             [sys.executable, "-c", BARE_SCRIPT.format(here=str(HERE), config=config_json)],
             capture_output=True,
             text=True,
             check=True,
         )
-        bare = float(json.loads(bare_proc.stdout.strip().splitlines()[-1]))
-        study = StudyConfig(name=f"round{i}", base=base, output_dir=out)
-        result = run_study(study)
-        tps = result.summaries[0].tokens_per_second.mean
-        ratios.append(tps / bare)
-        print(f"{i + 1:>5} {bare:>12.1f} {tps:>12.1f} {tps / bare:>7.3f}")
-    print(
-        f"median ratio study-subprocess/bare-process: {statistics.median(ratios):.3f} "
-        f"(batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
+        return float(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    def study(i: int) -> float:
+        result = run_study(StudyConfig(name=f"round{i}", base=base, output_dir=out))
+        return result.summaries[0].tokens_per_second.mean
+
+    def one_pair(i: int) -> tuple[float, float]:
+        if i % 2:
+            b = bare()
+            return study(i), b
+        s = study(i)
+        return s, bare()
+
+    estimate = run_paired(
+        "study-subprocess/bare-process",
+        one_pair,
+        min_rounds=4,
+        max_sec=args.max_sec,
+        meaning="tokens/s inside a study's experiment subprocess / a standalone bare loop",
     )
+    print(estimate.line())
+    if args.save:
+        what = (
+            f"tokens/s inside a study's experiment subprocess vs a bare loop in a standalone "
+            f"process (batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
+        )
+        command = "python benchmarks/study_overhead.py"
+        print(f"saved {save_estimates('study_overhead', command, [estimate], what=what)}")
 
 
 if __name__ == "__main__":

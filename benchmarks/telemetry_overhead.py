@@ -2,10 +2,11 @@
 
 Runs the real TelemetrySampler over the real NVML when a GPU driver is present, else over the
 fake pynvml from tests/fakes (same code path, scripted devices) plus the CPU/RAM estimate.
-Also times a CPU-bound loop with and without the sampler running, to show it does not slow
-the measured workload. Usage:
+In paired rounds (alternating order) it times a CPU-bound loop with and without the sampler
+running, until the 95% interval of their ratio is within +-2% or the time cap is hit, and
+reports the thread's CPU share over the same rounds with its interval. Usage:
 
-    PYTHONPATH=src:. python benchmarks/telemetry_overhead.py [--seconds 10] [--gpus 8]
+    PYTHONPATH=src:. python benchmarks/telemetry_overhead.py [--max-sec 120] [--gpus 8] [--save]
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _paired import RatioEstimate, ratio_interval, run_paired, save_estimates  # noqa: E402
 
 from llenergymeasure.energy import TelemetrySampler, create_meter  # noqa: E402
 from llenergymeasure.energy.nvml_api import Nvml, NvmlError  # noqa: E402
@@ -51,39 +56,67 @@ def _workload(seconds: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--round-sec", type=float, default=1.0, help="workload per member")
+    parser.add_argument("--max-sec", type=float, default=120.0, help="time cap per figure")
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--gpus", type=int, default=8, help="fake GPUs when there is no driver")
+    parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args()
 
     meter, source = _meter(args.gpus)
     print(f"devices: {meter.describe()} via {source}")
+    shares: list[tuple[float, float]] = []
 
-    sampler = TelemetrySampler(meter, interval_sec=args.interval)
-    sampler.start()
-    time.sleep(args.seconds)
-    telemetry = sampler.stop()
-    ticks = len(telemetry.tick_times)
-    share = telemetry.cpu_share_of_core
-    print(
-        f"idle host: {ticks} ticks x {len(telemetry.devices)} devices in "
-        f"{telemetry.thread_wall_sec:.2f} s; thread CPU {telemetry.thread_cpu_sec * 1e3:.1f} ms "
-        f"= {share * 100:.3f}% of one core ({telemetry.thread_cpu_sec / max(ticks, 1) * 1e6:.0f} "
-        f"us per tick) -> goal < 1%: {'met' if share < 0.01 else 'NOT met'}"
+    def with_sampler() -> float:
+        sampler = TelemetrySampler(meter, interval_sec=args.interval)
+        sampler.start()
+        done = _workload(args.round_sec)
+        telemetry = sampler.stop()
+        shares.append((telemetry.thread_cpu_sec, telemetry.thread_wall_sec))
+        return done
+
+    def one_pair(i: int) -> tuple[float, float]:
+        if i % 2:
+            alone = _workload(args.round_sec)
+            return with_sampler(), alone
+        together = with_sampler()
+        return together, _workload(args.round_sec)
+
+    slowdown = run_paired(
+        "workload with/without sampler",
+        one_pair,
+        max_sec=args.max_sec,
+        verbose=False,
+        meaning="CPU-bound loop iterations with the telemetry thread running / without",
     )
-
-    half = max(1.0, args.seconds / 2)
-    alone = _workload(half)
-    sampler = TelemetrySampler(meter, interval_sec=args.interval)
-    sampler.start()
-    together = _workload(half)
-    busy = sampler.stop()
-    print(
-        f"busy host: thread CPU {busy.cpu_share_of_core * 100:.3f}% of one core; "
-        f"{sampler.missed_ticks} late ticks; "
-        f"workload iterations with/without the sampler: {together / alone:.4f}"
+    # The thread's CPU share per round (CPU s / wall s), with the same interval method.
+    centre, low, high = ratio_interval(shares)
+    share = RatioEstimate(
+        name="telemetry thread CPU / wall",
+        ratio=centre,
+        low=low,
+        high=high,
+        rounds=len(shares),
+        stopped_by=slowdown.stopped_by,
+        target=slowdown.target,
+        elapsed_sec=slowdown.elapsed_sec,
+        meaning="share of one core used by the telemetry thread while the host is busy",
     )
     meter.close()
+    print(slowdown.line())
+    print(
+        f"telemetry thread: {share.ratio * 100:.3f}% of one core "
+        f"[95% CI {share.low * 100:.3f}-{share.high * 100:.3f}%] over {share.rounds} rounds "
+        f"at {1 / args.interval:.0f} Hz -> goal < 1%: {'met' if share.high < 0.01 else 'NOT met'}"
+    )
+    if args.save:
+        command = "PYTHONPATH=src:. python benchmarks/telemetry_overhead.py"
+        what = (
+            f"a CPU-bound loop with / without the telemetry thread at {1 / args.interval:.0f} Hz "
+            f"({source}), and the thread's share of one core"
+        )
+        path = save_estimates("telemetry_overhead", command, [slowdown, share], what=what)
+        print(f"saved {path}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,42 @@
-"""Shared rich consoles: results to stdout, messages and progress to stderr."""
+"""Shared rich consoles: results to stdout, messages and progress to stderr.
+
+The consoles are built on first use: importing rich's console costs a large share of
+``llem --help``'s start-up time, and the help text does not need it.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console()
-error_console = Console(stderr=True)
+
+class _LazyConsole:
+    """A ``rich.console.Console`` created (and rich imported) when first used."""
+
+    def __init__(self, **options: Any) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_console", None)
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            object.__setattr__(self, "_console", Console(**self._options))
+        return self._console  # type: ignore[return-value]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.get(), name, value)
+
+
+console: Console = _LazyConsole()  # type: ignore[assignment]
+error_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
 def exit_interrupted(message: str) -> NoReturn:

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from llenergymeasure.cli.console import console, error_console, exit_interrupted
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+    from rich.table import Table
+
     from llenergymeasure.domain.results import ExperimentResult
 
 
@@ -28,13 +29,15 @@ class RichReporter:
     MIN_REFRESH_SEC = 0.25
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description:<14}"),
             BarColumn(),
             TextColumn("{task.completed:>4.0f}/{task.fields[total_text]}"),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            console=console or error_console,
+            console=console or error_console.get(),  # type: ignore[attr-defined]
             auto_refresh=False,
             transient=False,
         )
@@ -94,6 +97,8 @@ def _ms(value: float) -> str:
 def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
     """The figures a user looks at first, each with where it came from."""
     energy, inference, compute = result.energy, result.inference, result.compute
+    from rich.table import Table
+
     table = Table(title=f"Experiment {result.experiment_id}", show_header=True)
     table.add_column("figure")
     table.add_column("value", justify="right")

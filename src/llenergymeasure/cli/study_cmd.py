@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from llenergymeasure.cli.console import console, error_console
 from llenergymeasure.cli.run_cmd import RichReporter
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from llenergymeasure.config.study import PlannedRun, StudyConfig
     from llenergymeasure.domain.study import MetricSummary, RunRecord, StudyResult
 
@@ -46,6 +47,8 @@ def plan_table(study: StudyConfig) -> Table:
     from llenergymeasure.config.study import describe_overrides, expand
 
     runs = expand(study)
+    from rich.table import Table
+
     table = Table(title=f"Study {study.name}: {len(runs)} runs ({study.order} order)")
     for column in ("#", "run", "difference from base", "cycle", "config hash"):
         table.add_column(column)
@@ -62,6 +65,8 @@ def plan_table(study: StudyConfig) -> Table:
 
 def summary_table(result: StudyResult) -> Table:
     """Per-configuration statistics across cycles: mean ± std and the 95% interval."""
+    from rich.table import Table
+
     from llenergymeasure.config.study import describe_overrides
 
     table = Table(
