@@ -19,6 +19,7 @@ from llenergymeasure.cli import (
     results_cmd,
     run_cmd,
     schema_cmd,
+    serve_cmd,
     study_cmd,
 )
 from llenergymeasure.cli.console import error_console, exit_interrupted
@@ -56,6 +57,7 @@ schema_cmd.register(app)
 results_cmd.register(app)
 report_cmd.register(app)
 doctor_cmd.register(app)
+serve_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
