@@ -94,3 +94,22 @@ class ScriptedServer:
 
         self._loop.run_until_complete(start())
         self._loop.run_forever()
+
+
+def main() -> None:
+    """``python -m tests.fakes.scripted_server PORT [FIRST_TOKEN_SEC TOKEN_SEC]``: serve forever."""
+    import sys
+    import time
+
+    port = int(sys.argv[1])
+    first, token = (float(x) for x in sys.argv[2:4]) if len(sys.argv) >= 4 else (0.0, 0.0)
+    server = ScriptedServer(Script(first_token_sec=first, token_sec=token, concurrency=10_000))
+    server.port = port
+    with server:
+        print("ready", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
