@@ -87,6 +87,7 @@ class ScriptedServer:
         async def start() -> None:
             app = web.Application()
             app.router.add_post("/v1/completions", completions)
+            app.router.add_get("/health", lambda _: web.Response(text="ok"))
             self._runner = web.AppRunner(app)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
