@@ -11,7 +11,7 @@ from scipy import stats
 
 from llenergymeasure.serving.arrivals import arrival_offsets_sec
 from llenergymeasure.serving.client import RequestSpec, Target, run_load
-from llenergymeasure.serving.metrics import Slo, e2e_ms, goodput, itl_ms, meets, tpot_ms, ttft_ms
+from llenergymeasure.serving.metrics import Slo, goodput, meets, to_trace
 from tests.fakes.scripted_server import Script, ScriptedServer, free_port
 
 pytest.importorskip("aiohttp")
@@ -42,6 +42,22 @@ def test_schedules_are_seeded_bounded_and_all_at_once_for_inf() -> None:
     assert by_time[-1] < 2.0 and len(by_time) == pytest.approx(100, rel=0.3)
     with pytest.raises(ValueError, match="rate"):
         arrival_offsets_sec(3, 0.0)
+
+
+def ttft_ms(r):  # type: ignore[no-untyped-def]
+    return to_trace(r).ttft_ms()
+
+
+def tpot_ms(r):  # type: ignore[no-untyped-def]
+    return to_trace(r).tpot_ms()
+
+
+def itl_ms(r):  # type: ignore[no-untyped-def]
+    return to_trace(r).itl_ms()
+
+
+def e2e_ms(r):  # type: ignore[no-untyped-def]
+    return to_trace(r).e2e_ms()
 
 
 def _run(url: str, n: int, offsets: list[float], tokens: int = 5, **kw: object):  # type: ignore[no-untyped-def]

@@ -84,10 +84,13 @@ class ScriptedServer:
                 await response.write_eof()
                 return response
 
+        async def health(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
         async def start() -> None:
             app = web.Application()
             app.router.add_post("/v1/completions", completions)
-            app.router.add_get("/health", lambda _: web.Response(text="ok"))
+            app.router.add_get("/health", health)
             self._runner = web.AppRunner(app)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

@@ -12,6 +12,7 @@ from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.energy import EnergyMetrics
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
+from llenergymeasure.domain.serving import ServingMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: migrate files of an older major version they know (see ``results.migrate``) and refuse others.
@@ -111,6 +112,11 @@ class ExperimentResult(_Timed):
     )
     warnings: list[str] = Field(default_factory=list)
     process_results: list[RawProcessResult] = Field(default_factory=list)
+    serving: ServingMetrics | None = Field(
+        default=None,
+        description="A serving run's load, steady-state window and per-request energy; energy "
+        "and inference then cover that window.",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

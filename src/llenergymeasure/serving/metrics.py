@@ -1,15 +1,14 @@
-"""Per-request latency figures from what the client saw, and goodput against SLOs.
+"""From what the client saw to request traces, and goodput against SLOs.
 
-Definitions are those of vLLM's serving benchmark, so figures compare: TTFT = first token -
-send; ITL = gaps between consecutive tokens of one request; TPOT = (finish - first token) /
-(output tokens - 1); E2E = finish - send.
+A successful streamed request becomes a ``RequestTrace`` whose arrival is when it was sent to
+the server, so TTFT, ITL, TPOT and E2E follow the shared definitions of ``domain.requests``.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
+from llenergymeasure.domain.requests import RequestTrace
 from llenergymeasure.serving.client import StreamedRequest
 
 
@@ -22,30 +21,36 @@ class Slo:
     e2e_ms: float | None = None
 
 
-def ttft_ms(r: StreamedRequest) -> float | None:
-    return None if r.first_token_sec is None else (r.first_token_sec - r.sent_sec) * 1e3
+def to_trace(r: StreamedRequest) -> RequestTrace | None:
+    """The request's trace, or None for a failed one.
 
-
-def e2e_ms(r: StreamedRequest) -> float | None:
-    return None if r.finish_sec is None else (r.finish_sec - r.sent_sec) * 1e3
-
-
-def tpot_ms(r: StreamedRequest) -> float | None:
-    if r.finish_sec is None or r.first_token_sec is None or r.output_tokens < 2:
+    Token times are kept when there is one per output token (one streamed chunk per token);
+    a server that packs several tokens in a chunk gives only the first and last times.
+    """
+    if not r.ok or r.finish_sec is None:
         return None
-    return (r.finish_sec - r.first_token_sec) * 1e3 / (r.output_tokens - 1)
-
-
-def itl_ms(r: StreamedRequest) -> list[float]:
-    t = r.token_times_sec
-    return [(b - a) * 1e3 for a, b in itertools.pairwise(t)]
+    times = r.token_times_sec if len(r.token_times_sec) == r.output_tokens else []
+    last = r.token_times_sec[-1] if r.token_times_sec else r.finish_sec
+    return RequestTrace(
+        arrival_sec=r.sent_sec,
+        first_token_sec=r.first_token_sec if r.output_tokens else None,
+        finish_sec=last if r.output_tokens else r.finish_sec,
+        token_times_sec=list(times),
+        input_tokens=r.input_tokens or 0,
+        output_tokens=r.output_tokens,
+    )
 
 
 def meets(r: StreamedRequest, slo: Slo) -> bool:
     """A successful request within every limit of ``slo``."""
-    if not r.ok:
+    trace = to_trace(r)
+    if trace is None:
         return False
-    checks = ((slo.ttft_ms, ttft_ms(r)), (slo.tpot_ms, tpot_ms(r)), (slo.e2e_ms, e2e_ms(r)))
+    checks = (
+        (slo.ttft_ms, trace.ttft_ms()),
+        (slo.tpot_ms, trace.tpot_ms()),
+        (slo.e2e_ms, trace.e2e_ms()),
+    )
     return all(limit is None or (value is not None and value <= limit) for limit, value in checks)
 
 

@@ -206,8 +206,14 @@ def create_app(runner: ModelRunner) -> Any:
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/completions", lambda r: complete(r, chat=False))
-    app.router.add_post("/v1/chat/completions", lambda r: complete(r, chat=True))
+    async def completions(request: web.Request) -> web.StreamResponse:
+        return await complete(request, chat=False)
+
+    async def chat_completions(request: web.Request) -> web.StreamResponse:
+        return await complete(request, chat=True)
+
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/chat/completions", chat_completions)
     return app
 
 
