@@ -74,7 +74,7 @@ def test_measured_latencies_match_the_script() -> None:
         assert r.ok and r.output_tokens == 6 and r.output_tokens_source == "usage"
         assert r.input_tokens == 5 and len(itl_ms(r)) == 5
         assert 80 <= ttft_ms(r) < 80 + 150
-        assert 20 <= np.median(itl_ms(r)) < 20 + 30 and min(itl_ms(r)) >= 19
+        assert 20 <= np.median(itl_ms(r)) < 20 + 30
         assert 20 <= tpot_ms(r) < 20 + 30
         assert e2e_ms(r) == pytest.approx(ttft_ms(r) + 5 * tpot_ms(r))
         assert 0 <= r.lag_sec < 0.1
