@@ -19,6 +19,7 @@ from llenergymeasure.cli import (
     results_cmd,
     run_cmd,
     schema_cmd,
+    serve_bench_cmd,
     serve_cmd,
     study_cmd,
 )
@@ -58,6 +59,7 @@ results_cmd.register(app)
 report_cmd.register(app)
 doctor_cmd.register(app)
 serve_cmd.register(app)
+serve_bench_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from llenergymeasure.results import plots
 from llenergymeasure.results.collection import ResultSet, load_results
 from llenergymeasure.results.groups import CI_LEVEL, ConfigGroup, MetricSummary, group_by_config
 from llenergymeasure.results.io import atomic_write_text
+from llenergymeasure.results.serving_report import section_html
 from llenergymeasure.results.telemetry import load_telemetry
 from llenergymeasure.results.views import fmt, throttle_causes, throttle_text
 
@@ -27,6 +28,7 @@ from llenergymeasure.results.views import fmt, throttle_causes, throttle_text
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("energy-throughput", "Energy per output token and throughput per configuration"),
     ("batch-size", "Energy per output token against batch size"),
+    ("serving", "Serving: energy and latency against request rate"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
     ("provenance", "Provenance"),
@@ -258,6 +260,7 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
     bodies = {
         "energy-throughput": _energy_throughput(groups),
         "batch-size": _batch_size(groups),
+        "serving": section_html(found.results),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
         "provenance": _provenance(groups),

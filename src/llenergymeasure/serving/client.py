@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,8 +146,12 @@ async def run_load(
     offsets_sec: Sequence[float],
     *,
     max_concurrency: int | None = None,
+    on_finished: Callable[[StreamedRequest], object] | None = None,
 ) -> tuple[float, list[StreamedRequest]]:
-    """Send ``specs[i]`` at ``offsets_sec[i]`` after the start; returns (start, records)."""
+    """Send ``specs[i]`` at ``offsets_sec[i]`` after the start; returns (start, records).
+
+    ``on_finished`` is called with each request once it has finished or failed.
+    """
     import aiohttp
 
     if len(specs) != len(offsets_sec):
@@ -161,9 +165,11 @@ async def run_load(
         records[i].dispatch_sec = time.perf_counter()
         if limit is None:
             await _stream_one(session, target, specs[i], records[i])
-            return
-        async with limit:
-            await _stream_one(session, target, specs[i], records[i])
+        else:
+            async with limit:
+                await _stream_one(session, target, specs[i], records[i])
+        if on_finished is not None:
+            on_finished(records[i])
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         loop_start = time.perf_counter()

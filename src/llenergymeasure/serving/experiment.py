@@ -160,7 +160,7 @@ def run_serving(
                 ignore_eos=config.ignore_eos,
             )
             for rate in config.load.rates():
-                reporter.stage(f"load at {_rate_label(rate)}/s")
+                rate_dir = out / f"rate-{_rate_label(rate)}"
                 result = _one_rate(
                     config,
                     rate,
@@ -172,7 +172,8 @@ def run_serving(
                     precision,
                     environment,
                     launched,
-                    out / f"rate-{_rate_label(rate)}",
+                    rate_dir,
+                    reporter,
                 )
                 save_result(result, out / f"rate-{_rate_label(rate)}" / "result.json")
                 results.append(result)
@@ -193,6 +194,7 @@ def _one_rate(
     environment: Any,
     launched: bool,
     rate_dir: Path,
+    reporter: Reporter,
 ) -> ExperimentResult:
     from llenergymeasure.results.aggregation import aggregate
 
@@ -210,6 +212,7 @@ def _one_rate(
         warm = specs[: config.warmup_requests]
         asyncio.run(run_load(target, warm, [0.0] * len(warm), max_concurrency=1))
 
+    reporter.stage(f"{_rate_label(rate)} req/s", total=len(specs))
     sampler = sampler_cls(meter, interval_sec=config.telemetry_interval_sec)
     sampler.start()
     try:
@@ -217,7 +220,13 @@ def _one_rate(
         start_time = datetime.now(timezone.utc)
         to_monotonic = time.monotonic() - time.perf_counter()
         _, records = asyncio.run(
-            run_load(target, specs, offsets, max_concurrency=load.max_concurrency)
+            run_load(
+                target,
+                specs,
+                offsets,
+                max_concurrency=load.max_concurrency,
+                on_finished=lambda _: reporter.advance(1),
+            )
         )
         window = meter.end_window()
         end_time = datetime.now(timezone.utc)

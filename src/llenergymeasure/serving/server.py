@@ -206,6 +206,7 @@ def create_app(runner: ModelRunner) -> Any:
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", models)
+
     async def completions(request: web.Request) -> web.StreamResponse:
         return await complete(request, chat=False)
 
