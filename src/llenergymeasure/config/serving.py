@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from llenergymeasure.config.experiment import EnergyInstrument, PromptsConfig, _Strict
 
@@ -51,6 +51,13 @@ class LoadConfig(_Strict):
         def one(v: Any) -> Any:
             infinite = isinstance(v, str) and v.strip().lower() in ("inf", "infinity")
             return math.inf if infinite else v
+
+        return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+    @field_serializer("request_rate")
+    def _inf_as_text(self, value: float | list[float]) -> Any:
+        def one(v: float) -> Any:
+            return "inf" if math.isinf(v) else v
 
         return [one(v) for v in value] if isinstance(value, list) else one(value)
 

@@ -245,13 +245,13 @@ def _one_rate(
     steady = steady_window([t.arrival_sec for t in traces], [t.finish_sec for t in traces])
     if not steady.steady:
         warnings.append("no steady state (a short run or every request at once): whole run used")
-    share = _energy_share(telemetry, window, steady, to_monotonic)
+    shares = _energy_shares(telemetry, window, steady, to_monotonic)
     window_tokens = tokens_in_window(
         [t.token_times_sec for t in traces],
         [(t.first_token_sec, t.finish_sec, t.output_tokens) for t in traces],
         steady,
     )
-    steady_energy = _scaled(window, share, steady.duration_sec)
+    steady_energy = _scaled(window, shares, steady.duration_sec)
     energy = steady_energy.to_energy_metrics(baseline)
     inference = _inference(traces, window_tokens, steady)
     compute, flops_warnings = _compute(
@@ -288,6 +288,7 @@ def _one_rate(
         }
     }
     result = aggregate([process], config=result_config, environment=environment)
+    run_j = sum(d.energy_j for d in window.devices)
     serving = _serving_metrics(
         config,
         rate,
@@ -296,7 +297,7 @@ def _one_rate(
         records,
         traces,
         steady,
-        share,
+        sum(d.energy_j for d in steady_energy.devices) / run_j if run_j > 0 else 0.0,
         window,
         window_tokens,
         energy.total_energy_j,
@@ -317,33 +318,44 @@ def _hash(config: ServingConfig, rate: float) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _energy_share(telemetry: Any, window: Any, steady: Window, to_monotonic: float) -> float:
-    """The steady window's share of the run's sampled energy, over all metered devices."""
+def _energy_shares(
+    telemetry: Any, window: Any, steady: Window, to_monotonic: float
+) -> dict[str, float]:
+    """Each metered device's share of its sampled run energy that falls in the steady window.
+
+    From the energy counter's samples where it has them, else from its power samples; a device
+    the telemetry did not sample gets the window's share of time.
+    """
     run0, run1 = window.start_monotonic_sec, window.end_monotonic_sec
     s0, s1 = steady.start_sec + to_monotonic, steady.end_sec + to_monotonic
-    whole = part = 0.0
+    time_share = min(1.0, steady.duration_sec / max(run1 - run0, 1e-9))
+    shares: dict[str, float] = {}
     for device in window.devices:
+        shares[device.uid] = time_share
         try:
             times, counter = telemetry.series(device.uid, "energy_counter_j")
         except KeyError:
             continue
         if len(times) >= 2 and all(v is not None for v in counter):
-            whole += counter_energy_j(times, counter, run0, run1)
-            part += counter_energy_j(times, counter, s0, s1)
-            continue
-        times, power = telemetry.series(device.uid, "power_w")
-        pairs = [(t, p) for t, p in zip(times, power, strict=True) if p is not None]
-        if len(pairs) >= 2:
+            whole = counter_energy_j(times, counter, run0, run1)
+            part = counter_energy_j(times, counter, s0, s1)
+        else:
+            times, power = telemetry.series(device.uid, "power_w")
+            pairs = [(t, p) for t, p in zip(times, power, strict=True) if p is not None]
+            if len(pairs) < 2:
+                continue
             ts, ps = zip(*pairs, strict=True)
-            whole += power_energy_j(ts, ps, run0, run1)
-            part += power_energy_j(ts, ps, s0, s1)
-    if whole <= 0:  # nothing sampled: fall back to the window's share of time
-        return min(1.0, steady.duration_sec / max(run1 - run0, 1e-9))
-    return min(1.0, max(0.0, part / whole))
+            whole = power_energy_j(ts, ps, run0, run1)
+            part = power_energy_j(ts, ps, s0, s1)
+        if whole > 0:
+            shares[device.uid] = min(1.0, max(0.0, part / whole))
+    return shares
 
 
-def _scaled(window: Any, share: float, duration_sec: float) -> Any:
-    devices = [d.model_copy(update={"energy_j": d.energy_j * share}) for d in window.devices]
+def _scaled(window: Any, shares: dict[str, float], duration_sec: float) -> Any:
+    devices = [
+        d.model_copy(update={"energy_j": d.energy_j * shares[d.uid]}) for d in window.devices
+    ]
     return replace(
         window, devices=devices, duration_sec=duration_sec, warnings=list(window.warnings)
     )
