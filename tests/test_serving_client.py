@@ -169,3 +169,27 @@ def test_llem_serve_rejects_an_unknown_model_in_one_line() -> None:
     done = run_llem("serve", "--model", "/nonexistent/model", "--port", str(free_port()))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "cannot load it" in done.stderr
+
+
+def test_a_server_that_dies_mid_run_leaves_a_record_for_every_request() -> None:
+    import threading
+
+    server = ScriptedServer(Script(first_token_sec=0.01, token_sec=0.01))
+    url = server.__enter__()
+    threading.Timer(0.5, server.__exit__).start()
+    records = _run(url, 8, [i * 0.15 for i in range(8)], tokens=2)
+    assert len(records) == 8
+    assert records[0].ok and not records[-1].ok
+    assert all(r.ok or r.error for r in records)
+
+
+def test_output_lengths_are_fixed_or_drawn_with_the_seed() -> None:
+    from llenergymeasure.config.serving import ServingConfig
+
+    assert ServingConfig(max_output_tokens=7).output_lengths(3) == [7, 7, 7]
+    drawn = ServingConfig(max_output_tokens=20, min_output_tokens=5).output_lengths(200)
+    assert min(drawn) >= 5 and max(drawn) <= 20 and len(set(drawn)) > 5
+    again = ServingConfig(max_output_tokens=20, min_output_tokens=5).output_lengths(200)
+    assert drawn == again
+    with pytest.raises(ValueError, match="min_output_tokens"):
+        ServingConfig(max_output_tokens=4, min_output_tokens=5)

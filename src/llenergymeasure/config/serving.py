@@ -92,9 +92,7 @@ class ServingConfig(_Strict):
 
     scenario: Literal["serving"] = "serving"
     name: str | None = None
-    model: str = Field(
-        default="builtin:tiny-llama", description="The model name the server knows."
-    )
+    model: str = Field(default="builtin:tiny-llama", description="The model name the server knows.")
     flops_model: str | None = Field(
         default=None,
         description="Where to read the model's config for FLOPs (builtin:NAME, a local HF "
@@ -112,6 +110,13 @@ class ServingConfig(_Strict):
     load: LoadConfig = Field(default_factory=LoadConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     max_output_tokens: int = Field(default=32, ge=1, le=32768)
+    min_output_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="With it, each request asks for a length drawn uniformly from "
+        "[min_output_tokens, max_output_tokens] (seeded by load.seed); without, every request "
+        "asks for max_output_tokens.",
+    )
     ignore_eos: bool = True
     slo: SloConfig = Field(default_factory=SloConfig)
     warmup_requests: int = Field(default=4, ge=0, description="Sent one by one, not measured.")
@@ -119,6 +124,24 @@ class ServingConfig(_Strict):
     baseline_sec: float = Field(default=10.0, ge=0, description="Idle server, model loaded.")
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
     output_dir: Path = Path("results")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ServingConfig:
+        if self.min_output_tokens is not None and self.min_output_tokens > self.max_output_tokens:
+            raise ValueError(
+                f"min_output_tokens {self.min_output_tokens} > max_output_tokens "
+                f"{self.max_output_tokens}"
+            )
+        return self
+
+    def output_lengths(self, n: int) -> list[int]:
+        """Each request's requested output length (fixed, or drawn with the load's seed)."""
+        if self.min_output_tokens is None:
+            return [self.max_output_tokens] * n
+        import random
+
+        rng = random.Random(self.load.seed)
+        return [rng.randint(self.min_output_tokens, self.max_output_tokens) for _ in range(n)]
 
     @model_validator(mode="after")
     def _prompts_are_text(self) -> ServingConfig:

@@ -207,7 +207,10 @@ def _one_rate(
         duration_sec=load.duration_sec,
         seed=load.seed,
     )
-    specs = [RequestSpec(p, config.max_output_tokens) for p in _prompts(config, len(offsets))]
+    lengths = config.output_lengths(len(offsets))
+    specs = [
+        RequestSpec(p, n) for p, n in zip(_prompts(config, len(offsets)), lengths, strict=True)
+    ]
     if config.warmup_requests:
         warm = specs[: config.warmup_requests]
         asyncio.run(run_load(target, warm, [0.0] * len(warm), max_concurrency=1))
