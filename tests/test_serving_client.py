@@ -193,3 +193,14 @@ def test_output_lengths_are_fixed_or_drawn_with_the_seed() -> None:
     assert drawn == again
     with pytest.raises(ValueError, match="min_output_tokens"):
         ServingConfig(max_output_tokens=4, min_output_tokens=5)
+
+
+def test_token_chunks_count_empty_text_but_not_role_or_finish_markers() -> None:
+    from llenergymeasure.serving.client import _is_token
+
+    assert _is_token({"choices": [{"text": "", "finish_reason": None}]})  # a partial character
+    assert _is_token({"choices": [{"text": "x", "finish_reason": "length"}]})  # last token
+    assert not _is_token({"choices": [{"text": "", "finish_reason": "length"}]})  # marker
+    assert not _is_token({"choices": [], "usage": {"completion_tokens": 3}})
+    assert not _is_token({"choices": [{"delta": {"role": "assistant", "content": ""}}]})
+    assert _is_token({"choices": [{"delta": {"content": "y"}, "finish_reason": None}]})

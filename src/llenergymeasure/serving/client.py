@@ -83,14 +83,24 @@ class Target:
         return body
 
 
-def _chunk_text(chunk: dict[str, Any]) -> str:
+def _is_token(chunk: dict[str, Any]) -> bool:
+    """A chunk that carries a generated token.
+
+    Servers send one chunk per token; its text may be empty (a token that completes no
+    character yet), so a chunk counts when it has text or is not a bare finish marker.
+    """
     choices = chunk.get("choices") or []
     if not choices:
-        return ""
+        return False  # e.g. the usage chunk
     choice = choices[0]
     if "text" in choice:
-        return choice.get("text") or ""
-    return (choice.get("delta") or {}).get("content") or ""
+        text = choice["text"]
+    else:
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if not text and "role" in delta:
+            return False  # a chat stream's opening chunk names the role, no token yet
+    return bool(text) or choice.get("finish_reason") is None
 
 
 async def _stream_one(
@@ -120,7 +130,7 @@ async def _stream_one(
                 except json.JSONDecodeError:
                     record.error = f"malformed stream: {payload[:80]!r}"
                     return
-                if _chunk_text(chunk):
+                if _is_token(chunk):
                     if record.first_token_sec is None:
                         record.first_token_sec = now
                     record.token_times_sec.append(now)
@@ -133,9 +143,12 @@ async def _stream_one(
             if not done:
                 record.error = "stream ended before [DONE]"
                 return
-            record.finish_sec = time.perf_counter()
             if record.output_tokens_source == "counted":
                 record.output_tokens = len(record.token_times_sec)
+            if record.output_tokens and record.first_token_sec is None:
+                record.error = "the stream reported tokens but carried none"
+                return
+            record.finish_sec = time.perf_counter()
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"[:200]
 
