@@ -194,8 +194,8 @@ def create_app(runner: ModelRunner) -> Any:
 
         async for token in runner.stream_tokens(ids, max_tokens, ignore_eos):
             tokens.append(token)
-            # Never an empty text: the client counts one token per chunk that carries text.
-            await send(chunk(runner.tokenizer.decode([token]) or " "))
+            # One chunk per token; its text may be empty (a token that completes no character).
+            await send(chunk(runner.tokenizer.decode([token])))
         await send(chunk(None, "length"))  # the finish reason, no text
         if include_usage:
             await send(chunk(None) | {"choices": [], "usage": usage(len(tokens))})
