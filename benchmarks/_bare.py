@@ -9,26 +9,24 @@ from llenergymeasure.config.experiment import ExperimentConfig
 
 
 def prepare(config: ExperimentConfig) -> tuple[Any, list[tuple[Any, Any]], int]:
-    """Load the model plainly and pad the same prompts, batch by batch (not timed)."""
-    import torch
+    """The model as the harness loads it (same dtype and device) and the same prompts, padded
+    batch by batch onto the model's device (not timed)."""
     import transformers
 
     from llenergymeasure.engines.transformers_engine import TransformersEngine
     from llenergymeasure.measure.prompts import batched, load_prompt_ids
 
     transformers.utils.logging.disable_progress_bar()
-    engine = TransformersEngine(config)  # only to resolve the model and tokenize identically
+    engine = TransformersEngine(config)  # resolves model, dtype and device as `llem run` does
     engine.load()
     ids, _ = load_prompt_ids(config, engine)
     tokenizer = engine.tokenizer
-    source = engine._resolve_source()
-    engine.close()
-    model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    model.eval()
+    model = engine.model  # a plain transformers model: generate() below adds nothing to it
+    device = next(model.parameters()).device
     batches = []
     for batch in batched(ids, config.batch_size):
         enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True)
-        batches.append((enc["input_ids"], enc["attention_mask"]))
+        batches.append((enc["input_ids"].to(device), enc["attention_mask"].to(device)))
     return model, batches, tokenizer.pad_token_id
 
 
@@ -51,4 +49,6 @@ def bare_tokens_per_second(
                 pad_token_id=pad_id,
             )
             tokens += (out.shape[1] - input_ids.shape[1]) * out.shape[0]
+        if input_ids.is_cuda:
+            torch.cuda.synchronize(input_ids.device)
     return tokens / (time.perf_counter() - start)

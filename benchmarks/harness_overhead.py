@@ -51,7 +51,7 @@ class Harness:
         ids, _ = load_prompt_ids(config, self.engine)
         self.batches = [self.engine.prepare(b) for b in batched(ids, config.batch_size)]
         self.meter = create_meter(
-            config.energy, gpu_indices=self.engine.gpu_indices() or None, include_host=True
+            config.energy, gpu_indices=self.engine.gpu_indices(), include_host=True
         )
         self.reporter = self._reporter(with_progress)
 

@@ -11,6 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # the directory name, so a changed recipe never reuses an old build).
 os.environ.setdefault("LLEM_CACHE_DIR", str(Path(tempfile.gettempdir()) / "llem-test-cache"))
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Locks held by this test session are listed in a registry of its own, so tests running at the
+# same time elsewhere on the machine do not add "another llem study" warnings to results.
+os.environ.setdefault("LLEM_LOCK_REGISTRY", tempfile.mkdtemp(prefix="llem-locks-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hypothesis import HealthCheck, settings

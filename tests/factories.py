@@ -28,6 +28,7 @@ from llenergymeasure.domain import (
     ThermalThrottleInfo,
     WarmupResult,
 )
+from llenergymeasure.domain import timeseries as col
 from llenergymeasure.domain.metrics import REASON_HW_THERMAL_SLOWDOWN
 from llenergymeasure.results.io import save_result
 
@@ -316,22 +317,26 @@ def telemetry_table(
     throttle_windows: tuple[tuple[float, float], ...] = ((4.0, 6.0),),
     drop: tuple[str, ...] = (),
 ) -> Any:
-    """A telemetry time series as a pyarrow table; throttle bits set inside the windows."""
+    """A telemetry time series as a pyarrow table; throttle bits set inside the windows.
+
+    Its columns are a subset of the writer's (``domain.timeseries``), named from the same place.
+    """
     import pyarrow as pa
 
     rows: dict[str, list[Any]] = {
-        k: [] for k in ("timestamp_sec", "device", "power_w", "temperature_c", "throttle_reasons")
+        k: []
+        for k in (col.TIME_SEC, col.DEVICE, col.POWER_W, col.TEMPERATURE_C, col.CLOCK_EVENT_REASONS)
     }
     steps = round(duration_sec / period_sec)
     for d, device in enumerate(devices):
         for i in range(steps + 1):
             t = i * period_sec
             hot = any(lo <= t < hi for lo, hi in throttle_windows)
-            rows["timestamp_sec"].append(t)
-            rows["device"].append(device)
-            rows["power_w"].append(150.0 + 40.0 * math.sin(t) - (60.0 if hot else 0.0) + 5 * d)
-            rows["temperature_c"].append(55.0 + 3.0 * t + (5.0 if hot else 0.0))
-            rows["throttle_reasons"].append(REASON_HW_THERMAL_SLOWDOWN if hot else 0)
+            rows[col.TIME_SEC].append(t)
+            rows[col.DEVICE].append(device)
+            rows[col.POWER_W].append(150.0 + 40.0 * math.sin(t) - (60.0 if hot else 0.0) + 5 * d)
+            rows[col.TEMPERATURE_C].append(55.0 + 3.0 * t + (5.0 if hot else 0.0))
+            rows[col.CLOCK_EVENT_REASONS].append(REASON_HW_THERMAL_SLOWDOWN if hot else 0)
     return pa.table({k: v for k, v in rows.items() if k not in drop})
 
 

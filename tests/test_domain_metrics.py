@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pynvml
 import pytest
 from hypothesis import given
@@ -9,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from llenergymeasure.domain import metrics as m
+from llenergymeasure.domain.intervals import ThrottleInterval
 from llenergymeasure.domain.metrics import (
     FlopsResult,
     NormalisedMetrics,
@@ -274,6 +278,85 @@ def test_merge_properties(infos: list[ThermalThrottleInfo], rnd) -> None:  # typ
     assert ThermalThrottleInfo.merge([merged, merged]) == merged  # idempotent
     if infos:
         assert ThermalThrottleInfo.merge(infos[:1]).detected == infos[0].detected
+
+
+def _interval(start: float, end: float, cause: str = "hw_thermal") -> ThrottleInterval:
+    return ThrottleInterval(start_sec=start, end_sec=end, cause=cause)  # type: ignore[arg-type]
+
+
+def test_merge_puts_processes_on_one_time_origin() -> None:
+    """Issue 11 item 8: process 1's window began 2 s after process 0's. Its throttling at
+    0-1 s of its own window is 2-3 s of the experiment; with process 0's 2.5-4 s the union
+    is 2-4 s, 2 s (not the max 1.5 s of the two, nor 2.5 s from unshifted timestamps)."""
+    p0 = ThermalThrottleInfo(
+        hw_thermal=True,
+        throttle_duration_sec=1.5,
+        throttle_timestamps=[2.5],
+        throttle_intervals=[_interval(2.5, 4.0)],
+    )
+    p1 = ThermalThrottleInfo(
+        sw_thermal=True,
+        throttle_duration_sec=1.0,
+        throttle_timestamps=[0.0],
+        throttle_intervals=[_interval(0.0, 1.0, "sw_thermal")],
+    )
+    merged = ThermalThrottleInfo.merge([p0, p1], [0.0, 2.0])
+    assert merged.throttle_duration_sec == pytest.approx(2.0)
+    assert [(i.start_sec, i.end_sec, i.cause) for i in merged.throttle_intervals] == [
+        (2.0, 3.0, "sw_thermal"),
+        (2.5, 4.0, "hw_thermal"),
+    ]
+    assert merged.throttle_timestamps == [2.0, 2.5]  # interval starts, on the common origin
+    assert merged.hw_thermal and merged.sw_thermal
+
+
+def _covered_length(spans: list[tuple[float, float]]) -> float:
+    """Length of a union by brute force: each elementary piece between endpoints, if covered."""
+    points = sorted({p for span in spans for p in span})
+    return math.fsum(
+        b - a
+        for a, b in itertools.pairwise(points)
+        if any(lo <= (a + b) / 2 <= hi for lo, hi in spans)
+    )
+
+
+_spans = st.lists(
+    st.tuples(st.floats(0, 100, allow_nan=False), st.floats(0, 20, allow_nan=False)).map(
+        lambda p: (p[0], p[0] + p[1])
+    ),
+    max_size=6,
+)
+
+
+@given(
+    st.lists(st.tuples(_spans, st.floats(0, 50, allow_nan=False)), min_size=1, max_size=4),
+    st.sampled_from(["hw_thermal", "sw_power_cap"]),
+)
+def test_merged_duration_is_the_union_of_intervals(processes, cause: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 8: the merged duration is the length of the union of every process's
+    intervals on the common origin; never more than their sum, never less than the longest."""
+    infos, offsets, shifted = [], [], []
+    for spans, offset in processes:
+        intervals = [_interval(a, b, cause) for a, b in spans]
+        infos.append(
+            ThermalThrottleInfo(
+                hw_thermal=bool(spans),
+                throttle_duration_sec=_covered_length(spans),
+                throttle_intervals=intervals,
+            )
+        )
+        offsets.append(offset)
+        shifted += [(a + offset, b + offset) for a, b in spans]
+    merged = ThermalThrottleInfo.merge(infos, offsets)
+    assert merged.throttle_duration_sec == pytest.approx(_covered_length(shifted), abs=1e-5)
+    total = math.fsum(i.throttle_duration_sec for i in infos)
+    longest = max(i.throttle_duration_sec for i in infos)
+    assert longest - 1e-5 <= merged.throttle_duration_sec <= total + 1e-5
+    # disjoint, sorted intervals; merging the merged result again changes nothing
+    ends = [(i.start_sec, i.end_sec) for i in merged.throttle_intervals]
+    assert all(b[0] > a[1] for a, b in itertools.pairwise(ends))
+    again = ThermalThrottleInfo.merge([merged])
+    assert again.throttle_duration_sec == pytest.approx(merged.throttle_duration_sec)
 
 
 # ---- WarmupResult ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def test_zeus_maps_gpus_by_uuid_and_rapl_packages(
         old_gpus=(1,),
     )
     meter = rig.meter("zeus")
-    assert meter.describe() == "zeus (gpu:2, gpu:1, cpu:package-0)"
+    assert meter.describe() == "zeus (gpu:2, gpu:1, cpu:package-0, ram:package-0)"
     synced: list[int] = []
     meter.begin_window(sync=lambda: synced.append(1))
     rig.clock.advance(10.0)
@@ -156,3 +156,70 @@ def test_real_codecarbon_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert all(d.method == "codecarbon" and d.energy_j >= 0 for d in window.devices)
     assert window.duration_sec > 0
     assert window.to_energy_metrics().method == "codecarbon"
+
+
+def test_zeus_cached_baseline_covers_its_dram(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 6: Zeus's DRAM zones are known before the first window, so a cached
+    baseline has them and the idle-adjusted figure is kept."""
+    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0))])
+    install_fake_zeus(monkeypatch, rig.clock, gpu_w={0: 70.0}, cpu_w={0: 20.0}, dram_w={0: 5.0})
+    cache = tmp_path / "b.json"
+    first = rig.meter("zeus")
+    assert [d.label for d in first.devices] == ["gpu:0", "cpu:package-0", "ram:package-0"]
+    measured = measure_baseline(first, 5.0, cache_path=cache, sleep=rig.clock.advance)
+    assert measured.method == "measured" and len(measured.power_w) == 3
+    fresh = rig.meter("zeus")  # a new process: the baseline comes from the cache
+    cached = measure_baseline(fresh, 5.0, cache_path=cache, sleep=rig.clock.advance)
+    assert cached.method == "cached"
+    assert cached.power_w["node1:rapl:package-0:dram"] == pytest.approx(5.0)
+    fresh.begin_window()
+    rig.clock.advance(10.0)
+    metrics = fresh.end_window().to_energy_metrics(cached)
+    assert metrics.baseline_method == "cached"
+    assert metrics.adjusted_energy_j == pytest.approx(0.0, abs=1e-6)  # all idle here
+    assert metrics.total_energy_j == pytest.approx(950.0)
+
+
+def test_zeus_and_codecarbon_leave_the_host_to_another_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 10: include_host=False (every process but one on a host) meters no CPU
+    or RAM, so `--processes 2` does not count the host twice."""
+    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0)), FakeGpu(gpu_uuid(1))])
+    install_fake_zeus(
+        monkeypatch, rig.clock, gpu_w={0: 70.0, 1: 80.0}, cpu_w={0: 20.0}, dram_w={0: 5.0}
+    )
+    zeus = rig.meter("zeus", gpu_indices=[1], include_host=False)
+    assert [d.label for d in zeus.devices] == ["gpu:1"]
+    zeus.begin_window()
+    rig.clock.advance(2.0)
+    window = zeus.end_window()
+    assert [(d.kind, d.energy_j) for d in window.devices] == [("gpu", pytest.approx(160.0))]
+    assert any("does not meter the host" in w for w in window.warnings)
+
+    install_fake_codecarbon(monkeypatch, rig.clock, cpu_w=45.0, ram_w=9.0, gpu_w=250.0, gpu_count=1)
+    codecarbon = rig.meter("codecarbon", gpu_indices=[1], include_host=False)
+    assert codecarbon.describe() == "codecarbon (gpu)"
+    codecarbon.begin_window()
+    rig.clock.advance(2.0)
+    window = codecarbon.end_window()
+    assert [d.kind for d in window.devices] == ["gpu"]
+    # no GPU of its own and no host: nothing to meter, and no library started
+    for name in ("zeus", "codecarbon"):
+        idle = rig.meter(name, gpu_indices=[], include_host=False)
+        assert idle.devices == []
+
+
+def test_codecarbon_meters_no_gpu_for_a_cpu_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 1 for CodeCarbon: gpu_indices=[] (the engine is on the CPU) is no GPU."""
+    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0)), FakeGpu(gpu_uuid(1))])
+    install_fake_codecarbon(monkeypatch, rig.clock, cpu_w=45.0, ram_w=9.0, gpu_w=250.0, gpu_count=2)
+    meter = rig.meter("codecarbon", gpu_indices=[])
+    assert meter.describe() == "codecarbon (cpu, ram)"
+    meter.begin_window()
+    rig.clock.advance(1.0)
+    assert [d.kind for d in meter.end_window().devices] == ["cpu", "ram"]

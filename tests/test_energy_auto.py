@@ -268,3 +268,19 @@ def test_without_host_on_a_cpu_only_machine_meters_nothing(
         meter.close()
         assert energy.devices == [] and energy.total_energy_j == 0.0
         assert energy.method == "none"
+
+
+def test_an_engine_on_no_gpu_gets_no_gpu_meter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 1: gpu_indices=[] (device_map cpu) meters none of the host's GPUs, and
+    naming NVML for such a run is an error, not a meter of every GPU."""
+    rig = make_rig(monkeypatch, tmp_path, _gpus(2))
+    meter = rig.meter("auto", gpu_indices=[])
+    assert meter.describe() == "estimate (cpu, ram)"
+    assert "NVML not used: the engine runs on no GPU" in meter.warnings[0]
+    assert rig.nvml.calls["nvmlDeviceGetTotalEnergyConsumption"] == 0
+    meter.close()
+    with pytest.raises(InstrumentError, match="'nvml' has nothing to measure: the engine runs"):
+        rig.meter("nvml", gpu_indices=[])
+    assert rig.nvml.initialised == 0  # NVML shut down again

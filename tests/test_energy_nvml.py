@@ -141,6 +141,7 @@ def test_short_window_warns_never_silent_zero(
     assert window.devices[0].energy_j == 0.0
     assert any("shorter than ~10 updates" in w for w in window.warnings)
     assert any("did not advance" in w and "not a measurement" in w for w in window.warnings)
+    assert window.devices[0].confidence == "low"  # like RAPL's stuck counter (issue 11 item 9)
 
 
 def test_polling_short_window_warns_about_few_samples(
@@ -309,3 +310,34 @@ def test_permission_error_on_counter_falls_back_to_polling(
     meter = rig.meter("nvml")
     assert meter.describe() == "nvml_power_polling (gpu:0)"
     assert any("no permission" in w for w in meter.warnings)
+
+
+def test_power_polling_keeps_100ms_whatever_the_telemetry_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 7: with telemetry every 5 s, a GPU without an energy counter is still
+    polled every 100 ms (by the meter's own poller), not integrated from 5 s steps."""
+    import re
+    import threading
+    import time
+
+    rig = make_rig(
+        monkeypatch,
+        tmp_path,
+        [FakeGpu(gpu_uuid(0), power=constant(150.0), has_energy_counter=False)],
+    )
+    meter = rig.meter("nvml")  # poll_interval_sec: 0.1 by default
+    sampler = rig.sampler(meter, interval_sec=5.0)  # running, but far too slow for polling
+    meter.begin_window()
+    assert [t for t in threading.enumerate() if t.name == "llem-telemetry"]
+    for _ in range(10):  # 1 s of trace time, with real time for the poller to run in
+        rig.clock.advance(0.1)
+        time.sleep(0.15)
+    window = meter.end_window()
+    sampler.stop()
+    assert not [t for t in threading.enumerate() if t.name == "llem-telemetry"]
+    (note,) = [w for w in window.warnings if "its energy integrates" in w]
+    samples = int(re.search(r"integrates (\d+) nvmlDeviceGetPowerUsage", note).group(1))  # type: ignore[union-attr]
+    assert samples >= 6  # ~11 at 100 ms; the 5 s telemetry alone would give the 2 edges
+    assert not any("power samples in the" in w for w in window.warnings)
+    assert window.devices[0].energy_j == pytest.approx(150.0)

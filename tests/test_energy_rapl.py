@@ -140,3 +140,36 @@ def test_rapl_requested_but_absent(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     rig = make_rig(monkeypatch, tmp_path)
     with pytest.raises(InstrumentError, match=r"'rapl' is unavailable: absent: .* does not exist"):
         rig.meter("rapl")
+
+
+def test_counter_that_never_advances_is_warned_and_low_confidence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 9: a stuck RAPL counter (common on VMs) is not 0 J at high confidence."""
+    rig = make_rig(monkeypatch, tmp_path, powercap=True)
+    tree = rig.powercap
+    assert tree is not None
+    tree.add_zone("intel-rapl:0", "package-0", energy_uj=123_456)
+    tree.add_zone("intel-rapl:0:0", "dram", energy_uj=70_000)
+    meter = rig.meter("rapl")
+    sampler = rig.sampler(meter, interval_sec=1.0)
+    meter.begin_window()
+    rig.run(sampler, 5.0, step=1.0)
+    tree.set_energy("intel-rapl:0:0", 70_000 + 4_000_000)  # DRAM moved: 4 J; the package did not
+    window = meter.end_window()
+    metrics = window.to_energy_metrics()
+    cpu, ram = metrics.devices
+    assert (cpu.energy_j, cpu.confidence) == (0.0, "low")
+    assert (ram.energy_j, ram.confidence) == (pytest.approx(4.0), "high")
+    assert metrics.confidence == "low"
+    stuck = [w for w in window.warnings if "did not advance" in w]
+    assert len(stuck) == 1 and "cpu:package-0" in stuck[0] and "5.000 s" in stuck[0]
+    # a fresh window that does advance is high again: the lowering is per window
+    meter.begin_window()
+    rig.clock.advance(1.0)
+    tree.set_energy("intel-rapl:0", 123_456 + 50_000_000)
+    tree.set_energy("intel-rapl:0:0", 70_000 + 5_000_000)
+    again = meter.end_window()
+    assert [d.confidence for d in again.devices] == ["high", "high"]
+    sampler.stop()
+    meter.close()

@@ -139,3 +139,22 @@ def test_unknown_model_offline_is_one_clear_error() -> None:
     engine = TransformersEngine(ExperimentConfig(model="no-such-org/no-such-model-xyz"))
     with pytest.raises(LlemError, match="not a local path and could not be loaded"):
         engine.load()
+
+
+def test_device_map_cuda_without_index_is_the_current_gpu() -> None:
+    """Issue 11 item 11: device_map 'cuda' (no index) resolves to the current GPU, no crash."""
+    from types import SimpleNamespace
+
+    current = lambda: 1  # noqa: E731 - torch.cuda.current_device after set_device(1)
+    engine = TransformersEngine(ExperimentConfig(device_map="cuda"))
+    engine._torch = SimpleNamespace(cuda=SimpleNamespace(current_device=current))
+    engine._model = SimpleNamespace(hf_device_map={"": "cuda"})
+    assert engine.gpu_indices() == [1]
+    engine._model = SimpleNamespace(hf_device_map={"model.layers.0": 0, "lm_head": "cuda:3"})
+    assert engine.gpu_indices() == [0, 3]
+
+    from llenergymeasure.engines.base import cuda_indices
+
+    assert cuda_indices(["cuda"], current) == [1]
+    assert cuda_indices([0, "cuda:2", "cpu", "disk", "cuda:2"], current) == [0, 2]
+    assert cuda_indices(["cpu", "meta"], lambda: 1 / 0) == []  # asked only for a bare 'cuda'

@@ -28,3 +28,11 @@ def test_snapshot_lists_every_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert env.driver_version == rig.nvml.driver_version
     assert [d.memory_mb for d in env.devices] == [80_000_000_000 / 2**20] * 2
     assert all(d.kind == "gpu" and d.memory_mb and d.memory_mb > 0 for d in env.devices)
+
+
+def test_engine_and_its_version_are_recorded() -> None:
+    import transformers
+
+    env = capture_environment(engine="transformers")
+    assert env.engine == "transformers" and env.engine_version == transformers.__version__
+    assert capture_environment().engine is None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import re
 import sys
+from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from llenergymeasure.domain.study import NO_OUTPUT_RULE
 from llenergymeasure.results.collection import load_results
 from llenergymeasure.results.io import save_result
 from llenergymeasure.results.plots import ReportDependencyError
@@ -115,7 +117,7 @@ def test_report_numbers_and_warnings(study: Path, study_report: tuple[Report, Pa
     assert any("warmup did not converge" in w for w in report.warnings)
     section = html.split('id="warnings"', 1)[1]
     for line in report.warnings:
-        assert line.replace('"', "&quot;").replace("'", "&#x27;") in section
+        assert html_escape(line, quote=True) in section
     # Provenance: one row per result with the energy and FLOPs methods and confidence.
     provenance = html.split('id="provenance"', 1)[1].split("</section>", 1)[0]
     assert provenance.count("<tr>") == 1 + 9
@@ -163,7 +165,7 @@ def test_missing_matplotlib_is_a_clear_error(study: Path, monkeypatch) -> None: 
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    with pytest.raises(ReportDependencyError, match=r"pip install 'llenergymeasure\[report\]'"):
+    with pytest.raises(ReportDependencyError, match=r"pip install 'matplotlib>=3\.7'"):
         build_report(load_results(study))
 
 
@@ -180,6 +182,19 @@ def test_a_run_without_tokens_is_a_warning(tmp_path: Path) -> None:
     save_result(empty, tmp_path / "result.json")
     found = load_results(tmp_path)
     assert report_warnings(found, ["a note"]) == [
-        f"{empty.experiment_id}: generated no tokens; left out of J per token",
+        f"{empty.experiment_id}: generated no tokens ({NO_OUTPUT_RULE})",
         "a note",
     ]
+
+
+def test_latency_section_shows_each_figure_and_its_method(
+    study: Path, study_report: tuple[Report, Path]
+) -> None:
+    _, out = study_report
+    html = out.read_text()
+    section = html.split('<section id="latency">', 1)[1].split("</section>", 1)[0]
+    for header in ("TTFT p50 (ms)", "TPOT p50 (ms)", "ITL p50 (ms)", "E2E p50 (ms)", "closed"):
+        assert header in section
+    assert "TTFT/TPOT/E2E token_timestamps, ITL token_timestamps" in section
+    # factories' TTFT samples are [10, 12, 11, 15]: median 11.5 in every result
+    assert "11.5" in section

@@ -56,6 +56,7 @@ def test_list_warns_about_the_damaged_file_and_lists_the_rest(study: Path) -> No
 
 def test_report_command_writes_the_page_and_warns(study: Path, tmp_path: Path) -> None:
     out = tmp_path / "r" / "report.html"
+    out.parent.mkdir()  # a file's folder must exist (a missing one is a one-line error)
     done = run_llem("report", str(study), "-o", str(out), "--max-telemetry", "1")
     assert done.returncode == 0, done.stderr
     assert "zz-damaged/result.json" in done.stderr

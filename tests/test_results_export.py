@@ -119,7 +119,7 @@ def test_parquet_schema_is_typed_and_documented(tmp_path: Path) -> None:
     assert str(schema.field("throttled").type) == "bool"
     assert (
         schema.field("ttft_p50_ms").metadata[b"description"]
-        == b"p50 of time to first token (per request)"
+        == b"p50 of time to first token (per request); empty when not reported"
     )
     empty = write_export([], tmp_path / "empty.parquet", "parquet")
     assert pq.read_table(empty).num_rows == 0
@@ -131,7 +131,8 @@ def test_column_names_are_snake_case_with_units_and_unique() -> None:
     for name in COLUMN_NAMES:
         assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name), name
     units = ("_j", "_w", "_sec", "_ms", "_c", "_mb", "_flops", "_flop", "_per_sec", "_second")
-    unitless = {"precision_factor", "mfu", "warmup_final_cv", "warmup_target_cv"}
+    units += ("_g", "_usd")  # gCO2e, US dollars (carbon and cost)
+    unitless = {"precision_factor", "mfu", "warmup_final_cv", "warmup_target_cv", "pue"}
     for column in COLUMNS:
         if column.type == "float" and column.name not in unitless:
             assert column.name.endswith(units) or "_per_" in column.name, column.name

@@ -43,7 +43,10 @@ def test_cycles_are_pooled_per_config_and_summaries_match_the_stats(tmp_path: Pa
 def test_single_result_has_no_interval_width() -> None:
     (group,) = group_by_config(_loaded(f.sweep_result(8)))
     summary = group.energy_per_token
-    assert summary.n == 1 and summary.std == 0.0 and summary.half_width == 0.0
+    assert summary.n == 1 and summary.mean == group.first.energy_per_output_token_j
+    # One run gives no spread: absent, never a std of 0 or a zero-width interval.
+    assert summary.std is None and summary.half_width is None
+    assert (summary.ci95_low, summary.ci95_high) == (None, None)
     assert group.label == "tiny-llama"  # nothing varies: the model names it
 
 
@@ -105,3 +108,27 @@ def test_interval_brackets_the_mean_and_matches_t(values: list[float]) -> None:
     assert s.ci95_low <= s.mean <= s.ci95_high
     expected = student_t_ppf(0.975, len(values) - 1) * stdev(values) / math.sqrt(len(values))
     assert math.isclose(s.half_width, expected, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_another_engines_section_does_not_enter_the_label() -> None:
+    hf = f.experiment_result(
+        experiment_id="hf",
+        config={
+            "model": "m",
+            "engine": "transformers",
+            "transformers": {"attn_implementation": "auto"},
+        },
+    )
+    vllm = [
+        f.experiment_result(
+            experiment_id=f"v{n}",
+            config={"model": "m", "engine": "vllm", "vllm": {"max_num_seqs": n, "stream": False}},
+        ).model_copy(update={"config_hash": f"bbbb00000000000{n}"})
+        for n in (4, 8)
+    ]
+    labels = sorted(g.label for g in group_by_config(_loaded(hf, *vllm)))
+    assert labels == [
+        "engine=transformers",
+        "engine=vllm, max_num_seqs=4",
+        "engine=vllm, max_num_seqs=8",
+    ]

@@ -121,3 +121,22 @@ def test_schema_1_files_are_migrated_with_a_note(tmp_path: Path) -> None:
     assert loaded.inference.tpot.method == "not_reported" and loaded.inference.tpot.n == 0
     assert any("read from schema_version 1.0: TPOT not reported" in w for w in loaded.warnings)
     assert all(p.inference.arrival_model == "closed" for p in loaded.process_results)
+
+
+def test_schema_1_0_files_still_load(tmp_path: Path) -> None:
+    """Issue 11: schema 1.2 added throttle intervals and baseline provenance; a 1.0 file (no
+    such keys) loads with them empty, and its per-sample throttle timestamps are kept."""
+    result = f.experiment_result()
+    data = json.loads(result.model_dump_json())
+    assert data["schema_version"] == "2.0"
+    data = _as_v1(data)
+    for holder in [data, *data["process_results"]]:
+        holder["thermal"].pop("throttle_intervals")
+        holder["thermal"]["throttle_timestamps"] = [4.0, 4.1, 4.2]
+        holder["energy"].pop("baseline")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    loaded = io.load_result(path)
+    assert loaded.schema_version == "2.0"  # migrated (requests as the unit, issue 13)
+    assert loaded.thermal.throttle_intervals == [] and loaded.energy.baseline is None
+    assert loaded.thermal.throttle_timestamps == [4.0, 4.1, 4.2]

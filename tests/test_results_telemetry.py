@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llenergymeasure.domain import timeseries as col
 from llenergymeasure.domain.metrics import (
     REASON_APPLICATIONS_CLOCKS_SETTING,
     REASON_GPU_IDLE,
@@ -90,7 +92,7 @@ def test_load_two_devices_and_the_throttled_window(tmp_path: Path) -> None:
 
 
 def test_missing_and_null_columns_are_tolerated(tmp_path: Path) -> None:
-    table = f.telemetry_table(drop=("temperature_c", "device", "throttle_reasons"))
+    table = f.telemetry_table(drop=(col.TEMPERATURE_C, col.DEVICE, col.CLOCK_EVENT_REASONS))
     power = table.column("power_w").to_pylist()
     power[3] = None
     table = table.set_column(table.column_names.index("power_w"), "power_w", pa.array(power))
@@ -104,7 +106,7 @@ def test_missing_and_null_columns_are_tolerated(tmp_path: Path) -> None:
 
 
 def test_without_reason_column_the_result_timestamps_are_shaded(tmp_path: Path) -> None:
-    table = f.telemetry_table(drop=("throttle_reasons",))
+    table = f.telemetry_table(drop=(col.CLOCK_EVENT_REASONS,))
     item = _experiment(tmp_path, table, thermal=f.throttled(timestamps=[4.0, 4.1, 4.2]))
     telemetry = load_telemetry(item)
     assert telemetry is not None
@@ -121,7 +123,46 @@ def test_missing_unreadable_and_absent_files(tmp_path: Path) -> None:
     (corrupt.directory / "ts.parquet").write_bytes(b"PAR1 not really")
     notes = load_telemetry(corrupt).notes  # type: ignore[union-attr]
     assert "cannot be read" in notes[0] and "ts.parquet" in notes[0]
-    no_time = _experiment(tmp_path / "c", f.telemetry_table(drop=("timestamp_sec",)))
-    assert "no timestamp_sec column" in load_telemetry(no_time).notes[0]  # type: ignore[union-attr]
+    no_time = _experiment(tmp_path / "c", f.telemetry_table(drop=(col.TIME_SEC,)))
+    assert "no time_sec column" in load_telemetry(no_time).notes[0]  # type: ignore[union-attr]
     plain = f.experiment_result()
     assert load_telemetry(LoadedResult(tmp_path / "result.json", plain)) is None
+
+
+def test_files_of_older_writers_are_read(tmp_path: Path) -> None:
+    """Issue 11 item 2: files written before the columns were shared (``t_sec``) still draw."""
+    table = f.telemetry_table()
+    table = table.rename_columns(["t_sec" if n == col.TIME_SEC else n for n in table.column_names])
+    telemetry = load_telemetry(_experiment(tmp_path, table))
+    assert telemetry is not None and telemetry.notes == []
+    assert telemetry.has(col.POWER_W) and len(telemetry.traces[0].time_sec) == 101
+
+
+def test_processes_are_drawn_on_the_first_window_start(tmp_path: Path) -> None:
+    """Issue 11 item 8: process 1's window began 3 s after process 0's; its samples (seconds
+    from its own window start) are drawn 3 s later, and so is its throttling."""
+    from datetime import timedelta
+
+    p0 = f.process_result(0, 2, timeseries_file="ts0.parquet")
+    p1 = f.process_result(
+        1,
+        2,
+        start_time=p0.start_time + timedelta(seconds=3),
+        timeseries_file="ts1.parquet",
+    )
+    result = f.experiment_result(process=p0).model_copy(update={"process_results": [p0, p1]})
+    path = save_result(result, tmp_path / "result.json")
+    pq.write_table(
+        f.telemetry_table(duration_sec=2.0, devices=("gpu:0",), throttle_windows=()),
+        tmp_path / "ts0.parquet",
+    )
+    pq.write_table(
+        f.telemetry_table(duration_sec=2.0, devices=("gpu:1",), throttle_windows=((0.0, 1.0),)),
+        tmp_path / "ts1.parquet",
+    )
+    telemetry = load_telemetry(LoadedResult(path, result))
+    assert telemetry is not None
+    gpu0, gpu1 = telemetry.traces
+    assert gpu0.time_sec[0] == 0.0 and gpu1.time_sec[0] == pytest.approx(3.0)
+    ((start, end),) = telemetry.throttled
+    assert (start, end) == (pytest.approx(3.0), pytest.approx(4.0))

@@ -62,16 +62,16 @@ def test_list_row_has_the_headline_figures() -> None:
         hot.inference.tokens_per_second, rel=1e-3
     )
     assert row["throttled"] == "yes: thermal"
-    assert row["warmup converged"] == "no"
+    assert row["warmup"] == "not converged"
     assert row["energy method"] == "nvml_energy_counter+rapl"
-    assert table.rows[1][7:9] == ("no", "yes")
+    assert table.rows[1][7:9] == ("no", "converged")
 
 
 def test_list_of_foreign_config_shows_dashes() -> None:
     result = f.experiment_result(config={})
     row = list_table([_item(result)]).rows[0]
     assert row[1:5] == ("-", "-", "-", "-")
-    assert row[8] == "yes"  # factory warmup converged
+    assert row[8] == "converged"  # factory warmup converged
 
 
 def test_show_gives_every_group_with_provenance() -> None:
@@ -96,7 +96,7 @@ def test_show_gives_every_group_with_provenance() -> None:
     devices = {row[0]: row for row in tables["energy per device"].rows}
     assert devices["cpu:package-0"][-1] == "rapl (medium confidence)"
     compute = {row[0]: row for row in tables["compute"].rows}
-    assert compute["FLOPs"][2] == "architecture (medium confidence)"
+    assert compute["FLOPs executed"][2] == "architecture (medium confidence)"
     assert compute["prefill / decode FLOPs share"][1] == "25.0% / 75.0%"
     latency = next(t for t in show_tables(_item(result)) if t.title.startswith("latency"))
     assert "decode_step_timestamps (high confidence)" in latency.title
@@ -130,3 +130,28 @@ def test_ratio_text_and_throttle_text() -> None:
     assert throttle_text(f.experiment_result()) == "no"
     power = f.throttled().model_copy(update={"power": True})
     assert throttle_text(f.sweep_result(2, thermal=power)) == "yes: thermal, power"
+
+
+def test_show_says_how_the_baseline_was_obtained() -> None:
+    """Issue 11 item 5: `results show` gives the baseline's provenance beside its power."""
+    from datetime import timedelta
+
+    from llenergymeasure.domain.energy import BaselineInfo
+
+    result = f.sweep_result(4)
+    info = BaselineInfo(
+        method="cached",
+        duration_sec=10.0,
+        samples=100,
+        settle_sec=5.0,
+        measured_at=result.start_time - timedelta(seconds=600),
+        age_sec=600.0,
+    )
+    result = result.model_copy(
+        update={"energy": result.energy.model_copy(update={"baseline": info})}
+    )
+    tables = {t.title: t for t in show_tables(_item(result))}
+    energy = {row[0]: row for row in tables["energy"].rows}
+    assert energy["idle baseline power (W)"][2] == (
+        "baseline cached: 10.0 s, 100 samples, after 5 s at rest, 600 s old"
+    )

@@ -104,5 +104,6 @@ def test_bad_serving_configs_name_the_field(tmp_path: Path) -> None:
 def test_the_serving_example_validates() -> None:
     from llenergymeasure.serving.experiment import load_serving_config
 
-    config = load_serving_config(Path(__file__).resolve().parents[1] / "examples" / "serving.yaml")
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    config = load_serving_config(examples / "offline-serving.yaml")
     assert config.load.rates() == [2.0, 8.0] and config.slo.ttft_ms == 2000

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from llenergymeasure.domain import timeseries as columns
 from llenergymeasure.domain.metrics import (
     REASON_GPU_IDLE,
     REASON_HW_SLOWDOWN,
@@ -60,9 +61,12 @@ def test_reasons_trace_gives_flags_duration_and_timestamps(
     assert not info.hw_thermal and not info.hw_power  # HwSlowdown alone is power, not brake
     true_duration = (5.01 - 2.03) + (7.46 - 7.0)
     assert abs(info.throttle_duration_sec - true_duration) <= 0.1
-    # trace time = window time + 1 s; throttled ticks from 2.1 s to 5.0 s and 7.0 to 7.4 s
-    expected = [round(t / 10 - 1.0, 6) for t in [*range(21, 51), *range(70, 75)]]
-    assert [round(s, 6) for s in info.throttle_timestamps] == expected
+    # trace time = window time + 1 s; throttled ticks from 2.1 s to 5.0 s and 7.0 to 7.4 s,
+    # stored as intervals (start, end, cause) to the next tick; timestamps are their starts
+    spans = [(round(i.start_sec, 6), round(i.end_sec, 6), i.cause) for i in info.throttle_intervals]
+    assert spans == [(1.1, 4.1, "sw_thermal"), (6.0, 6.5, "hw_slowdown")]
+    assert info.throttle_duration_sec == pytest.approx(3.0 + 0.5)
+    assert [round(s, 6) for s in info.throttle_timestamps] == [1.1, 6.0]
     assert info.max_temperature_c == pytest.approx(40.0 + 5.0 * 11.0)  # at the window's end
     assert telemetry.measurement_window == (t0, t0 + 10.0)
 
@@ -115,22 +119,8 @@ def test_parquet_one_row_per_sample_and_device(
     path = telemetry.write_parquet(tmp_path / "out" / "timeseries.parquet")
     table = pq.read_table(path)
     assert table.num_rows == 30 * 2 == telemetry.rows
-    assert table.column_names == [
-        "tick",
-        "t_sec",
-        "monotonic_sec",
-        "device",
-        "uid",
-        "kind",
-        "power_w",
-        "energy_counter_j",
-        "temperature_c",
-        "sm_clock_mhz",
-        "memory_used_mb",
-        "utilization_pct",
-        "clock_event_reasons",
-        "throttled",
-    ]
+    assert tuple(table.column_names) == columns.COLUMNS  # the one definition (issue 11 item 2)
+    assert table.column_names[:3] == ["tick", "time_sec", "monotonic_sec"]
     rows = table.to_pylist()
     gpu0 = [r for r in rows if r["device"] == "gpu:0"]
     times = [r["monotonic_sec"] for r in gpu0]
@@ -147,6 +137,10 @@ def test_parquet_one_row_per_sample_and_device(
     assert [w["label"] for w in meta["windows"]] == ["measurement"]
     assert [d["label"] for d in meta["devices"]] == ["gpu:0", "gpu:1"]
     assert not list((tmp_path / "out").glob("*.tmp"))
+    # time runs from the measurement window's start
+    window_start = meta["windows"][0]["start_monotonic_sec"]
+    assert meta["time_origin_monotonic_sec"] == window_start
+    assert [r["time_sec"] for r in gpu0] == pytest.approx([t - window_start for t in times])
 
 
 def test_attached_running_sampler_is_the_only_thread(
@@ -184,8 +178,8 @@ def test_sampler_stopping_mid_window_hands_polling_back_to_the_meter(
         tmp_path,
         [FakeGpu(gpu_uuid(0), power=constant(200.0), has_energy_counter=False)],
     )
-    meter = rig.meter("nvml", poll_interval_sec=0.01)
-    sampler = rig.sampler(meter)
+    meter = rig.meter("nvml", poll_interval_sec=0.1)
+    sampler = rig.sampler(meter)  # every 0.1 s: often enough, so the meter runs no thread
     meter.begin_window()
     assert not [t for t in threading.enumerate() if t.name == "llem-telemetry"]
     sampler.stop()
@@ -235,3 +229,23 @@ def test_missing_values_are_nulls_and_empty_runs_write(
     empty = TelemetrySampler([], 0.1).start(background=False).stop()
     assert pq.read_table(empty.write_parquet(tmp_path / "empty.parquet")).num_rows == 0
     assert not empty.thermal.detected and empty.thermal.max_temperature_c is None
+
+
+def test_long_throttling_is_one_interval_not_a_timestamp_per_sample(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11 item 8: ten minutes throttled at 10 Hz is one (start, end, cause) interval and
+    one timestamp (6000 timestamps before)."""
+    gpus = [FakeGpu(gpu_uuid(0), reasons=lambda t: REASON_SW_POWER_CAP)]
+    rig = make_rig(monkeypatch, tmp_path, gpus)
+    meter = rig.meter("nvml")
+    sampler = rig.sampler(meter, 0.1)
+    meter.begin_window()
+    sampler.sample_once()
+    rig.run(sampler, 600.0)
+    meter.end_window()
+    info = sampler.stop().thermal
+    ((start, end, cause),) = [(i.start_sec, i.end_sec, i.cause) for i in info.throttle_intervals]
+    assert (start, cause) == (0.0, "sw_power_cap") and end == pytest.approx(600.0)
+    assert info.throttle_timestamps == [0.0]
+    assert info.throttle_duration_sec == pytest.approx(600.0) and info.power

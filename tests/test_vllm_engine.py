@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -159,6 +160,8 @@ def test_engine_sections_are_validated_by_their_own_class() -> None:
         ExperimentConfig(engine="vllm", vllm={"bogus": 1})
     with pytest.raises(ValueError, match="bitsandbytes.*set vllm.quantization"):
         ExperimentConfig(engine="vllm", quantization="bnb-8bit")
+    with pytest.raises(ValueError, match="processes 2: data-parallel workers are for the"):
+        ExperimentConfig(engine="vllm", processes=2, n_prompts=4)
     assert ExperimentConfig(engine="vllm").arrival == "all_at_once"
     assert ExperimentConfig().arrival == "closed"
 
@@ -173,15 +176,17 @@ def test_unknown_engine_is_rejected() -> None:
 def test_cli_run_vllm_then_compare_with_transformers(tmp_path: Path) -> None:
     """`llem run --engine vllm` (fake vllm on the path), then compare with transformers."""
     model = str(builtin.builtin_path("builtin:tiny-llama"))
-    common = ["--model", model, "-n", "8", "--max-output-tokens", "8", "--baseline-sec", "0"]
-    common += ["--energy", "estimate", "-q", "-o", str(tmp_path)]
+    config = tmp_path / "experiment.yaml"
+    config.write_text("warmup: {mode: fixed, n: 1}\nvllm: {max_num_seqs: 4}\n")
+    common = [str(config), "--model", model, "-n", "8", "--max-output-tokens", "8"]
+    common += ["--baseline-sec", "0", "--energy", "estimate", "-q", "-o", str(tmp_path / "out")]
     with_fake = os.pathsep.join([str(ROOT / "src"), str(ROOT), str(FAKES)])
     vllm_run = run_llem("run", "--engine", "vllm", *common, PYTHONPATH=with_fake)
     assert vllm_run.returncode == 0, vllm_run.stderr
     assert "all_at_once arrivals" in vllm_run.stdout and "first_last_token" in vllm_run.stdout
     hf_run = run_llem("run", *common)
     assert hf_run.returncode == 0, hf_run.stderr
-    results = sorted(tmp_path.glob("*/result.json"))
+    results = sorted((tmp_path / "out").glob("*/result.json"))
     assert len(results) == 2
     engines = {load_result(p).config["engine"] for p in results}
     assert engines == {"vllm", "transformers"}
@@ -189,3 +194,53 @@ def test_cli_run_vllm_then_compare_with_transformers(tmp_path: Path) -> None:
     assert compare.returncode == 0, compare.stderr
     for text in ("engine", "vllm", "transformers", "arrival model", "all_at_once", "TPOT p50"):
         assert text in compare.stdout
+    # vLLM offline reports no ITL: an empty cell, not 0 and not a ratio
+    itl_row = next(line for line in compare.stdout.splitlines() if "ITL p50" in line)
+    assert "x0" not in itl_row and " - " in itl_row
+
+
+def test_gpus_are_the_first_tensor_parallel_ranks_of_the_visible_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llenergymeasure.engines.vllm_engine import visible_gpu_indices
+
+    assert visible_gpu_indices(2, cuda=False) == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpu_indices(2, cuda=True) == [0, 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    assert visible_gpu_indices(2, cuda=True) == [3, 5]
+    with pytest.raises(ConfigError, match="tensor_parallel_size 4 needs that many GPUs"):
+        visible_gpu_indices(4, cuda=True)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "quantization", "expected"),
+    [
+        ("float32", None, ("fp32", "fp32", None)),
+        ("bfloat16", None, ("bf16", "bf16", None)),
+        ("float16", "fp8", ("fp8", "fp8", "fp8")),
+        ("float16", "awq", ("mixed", "fp16", "awq")),
+    ],
+)
+def test_precision_from_dtype_and_quantization(
+    fake_vllm: object, dtype: str, quantization: str | None, expected: tuple
+) -> None:
+    engine = create_engine(
+        ExperimentConfig(engine="vllm", dtype=dtype, vllm={"quantization": quantization})
+    )
+    engine.load()
+    p = engine.precision()
+    assert (p.weights, p.compute, p.quantization_method) == expected
+    assert engine.memory_mb() == (None, None) and engine.gpu_indices() == []
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None, reason="a real vllm is installed here"
+)
+def test_cli_without_vllm_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = run_llem("run", "--engine", "vllm", "--baseline-sec", "0", "-o", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "engine 'vllm' needs the vllm package" in errors[0]
+    assert not list(tmp_path.glob("*/result.json"))

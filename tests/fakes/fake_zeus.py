@@ -61,7 +61,10 @@ def install_fake_zeus(
                 time=elapsed,
                 gpu_energy={i: gpu_w[i] * elapsed for i in self.gpu_indices},
                 cpu_energy={i: (cpu_w or {})[i] * elapsed for i in self.cpu_indices} or None,
-                dram_energy={i: w * elapsed for i, w in (dram_w or {}).items()} or None,
+                dram_energy={
+                    i: w * elapsed for i, w in (dram_w or {}).items() if i in self.cpu_indices
+                }
+                or None,  # like Zeus: DRAM only of the CPUs it measures, only in a result
             )
 
     zeus = types.ModuleType("zeus")

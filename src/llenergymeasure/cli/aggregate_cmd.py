@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import console, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,13 @@ def register(app: typer.Typer) -> None:
         from llenergymeasure.results.aggregation import aggregate_directory
         from llenergymeasure.results.layout import RESULT_FILENAME
 
-        result = aggregate_directory(experiment_dir, allow_partial=allow_partial)
+        if experiment_dir.is_dir():  # the experiment's own run may still be writing there
+            from llenergymeasure.locking import DirectoryLock
+
+            with DirectoryLock(experiment_dir, "experiment"):
+                result = aggregate_directory(experiment_dir, allow_partial=allow_partial)
+        else:
+            result = aggregate_directory(experiment_dir, allow_partial=allow_partial)
         console.print(summary_table(result, experiment_dir / RESULT_FILENAME))
         for warning in result.warnings:
-            error_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            warn(warning)

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         """Check the energy instruments (NVML, RAPL, Zeus, CodeCarbon, estimate) and devices."""
         from rich.table import Table
 
-        from llenergymeasure.cli.console import console
+        from llenergymeasure.cli.console import console, message, styled
         from llenergymeasure.energy.probe import diagnose
 
         report = diagnose(powercap_root=powercap_root)
@@ -34,14 +34,14 @@ def register(app: typer.Typer) -> None:
         table.add_column("why / details", overflow="fold")
         for item in report.instruments:
             style = _STYLE.get(item.status, "yellow")
-            table.add_row(item.name, f"[{style}]{item.status}[/]", item.detail)
+            table.add_row(item.name, styled(item.status, style), item.detail)
         console.print(table)
-        console.print(f"[bold]auto uses:[/] {report.auto}", highlight=False)
+        message("auto uses:", "bold", report.auto, to=console)
         driver = report.driver_version or "none"
         cuda = f" (CUDA {report.cuda_driver_version})" if report.cuda_driver_version else ""
-        console.print(f"[bold]NVIDIA driver:[/] {driver}{cuda}", highlight=False)
-        console.print("[bold]devices:[/]", highlight=False)
+        message("NVIDIA driver:", "bold", f"{driver}{cuda}", to=console)
+        console.print(styled("devices:", "bold"))
         for device in report.devices:
-            console.print(f"  {device}", highlight=False, soft_wrap=True)
+            console.print(f"  {device}", soft_wrap=True)
         for warning in report.auto_warnings:
-            console.print(f"[yellow]note:[/] {warning}", highlight=False, soft_wrap=True)
+            message("note:", "yellow", warning, to=console)

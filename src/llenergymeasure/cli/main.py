@@ -2,7 +2,7 @@
 
 Every command module imports heavy libraries (torch, transformers, matplotlib) inside the
 command's body, so `llem --help` stays light. User mistakes (`LlemError`) print one line and
-exit 2; Ctrl-C prints one line and exits 130.
+exit 2; Ctrl-C prints one line and exits 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -10,6 +10,11 @@ from __future__ import annotations
 import sys
 
 import typer
+
+try:  # typer >= 0.25 vendors click as typer._click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from llenergymeasure import __version__
 from llenergymeasure.cli import (
@@ -23,8 +28,9 @@ from llenergymeasure.cli import (
     serve_cmd,
     study_cmd,
 )
-from llenergymeasure.cli.console import error_console, exit_interrupted
+from llenergymeasure.cli.console import error, error_console, exit_interrupted
 from llenergymeasure.errors import LlemError
+from llenergymeasure.signals import INTERRUPTS, install_sigterm_handler
 
 app = typer.Typer(
     name="llem",
@@ -63,14 +69,60 @@ serve_bench_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script."""
+    """Entry point of the console script: run the command, turn every ending into an exit status.
+
+    Click's own error boxes are replaced by the project's one line (exit 2) naming the value
+    and what is allowed; SIGTERM ends a command like Ctrl-C (exit 143 instead of 130).
+    """
+    install_sigterm_handler()
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else list(argv)
+    from llenergymeasure.measure.environment import prefer_passive_omp_wait
+
+    prefer_passive_omp_wait()
     try:
-        app(args=argv, standalone_mode=True)
-    except LlemError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        with command.make_context("llem", args) as ctx:
+            command.invoke(ctx)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except click_exceptions.UsageError as exc:
+        error_console.print(
+            f"[bold red]error:[/] {usage_line(exc)}", highlight=False, soft_wrap=True, markup=True
+        )
+        sys.exit(2)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        exit_interrupted("nothing more was written.")
+    except typer.Abort:
+        error_console.print("aborted", highlight=False)
+        sys.exit(1)
+    except LlemError as exc:
+        error(exc)
+        sys.exit(exc.exit_code)
+    except INTERRUPTS as exc:
+        exit_interrupted("nothing more was written.", exc)
+    except BrokenPipeError:
+        sys.exit(1)  # output piped into a command that stopped reading (e.g. head)
+    except OSError as exc:  # the file system refused (full disk, odd mount): still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        error(f"{where}{exc.strerror or exc}")
+        sys.exit(2)
+    sys.exit(0)
+
+
+def usage_line(exc: click_exceptions.UsageError) -> str:
+    """Click's message on one line, with the value given and the command's --help to look at."""
+    from pydantic import ValidationError
+    from rich.markup import escape
+
+    message = " ".join(exc.format_message().split()).rstrip(".").replace("Value error, ", "")
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError) and cause.errors():
+        got = repr(cause.errors()[0].get("input"))
+        if got not in message:
+            message += f" (got {got})"
+    where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+    return escape(message) + where
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from llenergymeasure.cli import footprint_opts as fo
 from llenergymeasure.cli.results_cmd import warn
 
 
@@ -18,12 +19,27 @@ def register(app: typer.Typer) -> None:
             6, "--max-telemetry", min=0, help="Draw power/temperature for at most N results."
         ),
         title: str | None = typer.Option(None, "--title", help="Page title."),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
-        """Write an HTML report (plots embedded; needs the `report` extra: matplotlib)."""
+        """Write an HTML report: tables and plots (matplotlib) embedded in one file."""
+        from llenergymeasure.files import check_output_file
         from llenergymeasure.results.collection import load_results
+        from llenergymeasure.results.footprint import recompute_set
         from llenergymeasure.results.report import write_report
 
-        found = load_results(directory)
+        check_output_file(output)
+        found = recompute_set(
+            load_results(directory),
+            fo.overrides(
+                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+            ),
+        )
         warn(found.warnings())
         page = write_report(found, output, max_telemetry=max_telemetry, title=title)
         typer.echo(

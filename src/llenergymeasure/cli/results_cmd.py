@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from llenergymeasure.cli import footprint_opts as fo
 from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import warn as warn_line
 from llenergymeasure.errors import LlemError, ResultFileError
 
 if TYPE_CHECKING:
+    from llenergymeasure.results.collection import LoadedResult
     from llenergymeasure.results.views import Table
 
 DEFAULT_DIR = Path("results")
@@ -26,7 +30,7 @@ class ExportFormat(str, Enum):
 def warn(lines: Iterable[object]) -> None:
     """Print each line as a warning on stderr."""
     for line in lines:
-        error_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        warn_line(line)
 
 
 def print_table(table: Table, numeric_from: int | None = None) -> None:
@@ -42,6 +46,13 @@ def print_table(table: Table, numeric_from: int | None = None) -> None:
     console.print(rich_table)
 
 
+def list_records(items: Sequence[LoadedResult]) -> list[dict[str, Any]]:
+    """What `llem results list --json` prints: per result its file and its export record."""
+    from llenergymeasure.results.records import result_record
+
+    return [{"path": str(item.path), **result_record(item.result)} for item in items]
+
+
 def register(app: typer.Typer) -> None:
     results_app = typer.Typer(
         name="results",
@@ -52,6 +63,11 @@ def register(app: typer.Typer) -> None:
     @results_app.command("list")
     def list_results(
         directory: Path = typer.Argument(DEFAULT_DIR, help="Directory searched for result.json."),
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help="Print a JSON array instead: per result its path and the export columns.",
+        ),
     ) -> None:
         """One line per result below DIRECTORY: configuration and headline figures."""
         from llenergymeasure.results.collection import load_results
@@ -59,8 +75,11 @@ def register(app: typer.Typer) -> None:
 
         found = load_results(directory)
         warn(found.warnings())
+        if as_json:
+            typer.echo(json.dumps(list_records(found.loaded), indent=2))
+            return
         if not found.loaded:
-            error_console.print(f"no readable result.json under {directory}", highlight=False)
+            error_console.print(f"no readable result.json under {directory}", soft_wrap=True)
             return
         print_table(list_table(found.loaded, title=f"{len(found)} result(s) in {directory}"))
 
@@ -70,13 +89,33 @@ def register(app: typer.Typer) -> None:
             ..., help="Experiment id (or unique prefix), result file or dir."
         ),
         directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for an id."),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the result as JSON (the result.json document)."
+        ),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
         """Every figure of one result, grouped, with how each was obtained."""
         from llenergymeasure.results.collection import resolve_results
+        from llenergymeasure.results.footprint import recompute_item
         from llenergymeasure.results.views import show_tables
 
         (item,), problems = resolve_results([ref], directory)
+        item = recompute_item(
+            item,
+            fo.overrides(
+                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+            ),
+        )
         warn(f"skipped {p}" for p in problems)
+        if as_json:
+            typer.echo(item.result.model_dump_json(indent=2))
+            return
         for table in show_tables(item):
             if table.rows:
                 print_table(table)
@@ -85,14 +124,26 @@ def register(app: typer.Typer) -> None:
     def compare(
         refs: list[str] = typer.Argument(..., help="Two or more ids, result files or dirs."),
         directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for ids."),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
         """Results side by side, each figure with its ratio to the first result."""
         from llenergymeasure.results.collection import resolve_results
+        from llenergymeasure.results.footprint import recompute_item
         from llenergymeasure.results.views import compare_table
 
         if len(refs) < 2:
             raise LlemError("compare needs at least two results (ids, result files or dirs)")
         items, problems = resolve_results(refs, directory)
+        given = fo.overrides(
+            region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+        )
+        items = [recompute_item(item, given) for item in items]
         warn(f"skipped {p}" for p in problems)
         print_table(compare_table(items), numeric_from=1)
 
@@ -105,16 +156,30 @@ def register(app: typer.Typer) -> None:
         output: Path | None = typer.Option(
             None, "-o", "--output", help="File to write (default: ./results.csv or .parquet)."
         ),
+        region: str | None = fo.REGION,
+        intensity: float | None = fo.INTENSITY,
+        pue: float | None = fo.PUE,
+        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
+        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
+        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
+        gpus: int | None = fo.GPUS,
     ) -> None:
         """One row per result, stable column names with units (CSV or Parquet)."""
+        from llenergymeasure.files import check_output_file
         from llenergymeasure.results.collection import load_results
         from llenergymeasure.results.export import write_export
+        from llenergymeasure.results.footprint import recompute_set
 
         if fmt is None:
             suffix = output.suffix.lower().lstrip(".") if output else ""
             fmt = ExportFormat(suffix) if suffix in ExportFormat.__members__ else ExportFormat.csv
-        output = output or Path(f"results.{fmt.value}")
-        found = load_results(directory)
+        output = check_output_file(output or Path(f"results.{fmt.value}"))
+        found = recompute_set(
+            load_results(directory),
+            fo.overrides(
+                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
+            ),
+        )
         warn(found.warnings())
         if not found.loaded:
             raise ResultFileError(directory, "holds no readable result.json: nothing to export")

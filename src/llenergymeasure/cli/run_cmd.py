@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from llenergymeasure.cli.console import console, error_console, exit_interrupted
+from llenergymeasure.cli.console import (
+    console,
+    directory_contents,
+    error_console,
+    exit_interrupted,
+    warn,
+)
+from llenergymeasure.signals import INTERRUPTS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,10 +39,10 @@ class RichReporter:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("[bold]{task.description:<14}"),
+            TextColumn("{task.description:<14}", style="bold", markup=False),
             BarColumn(),
-            TextColumn("{task.completed:>4.0f}/{task.fields[total_text]}"),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.completed:>4.0f}/{task.fields[total_text]}", markup=False),
+            TextColumn("{task.fields[info]}", markup=False),
             TimeElapsedColumn(),
             console=console or error_console.get(),  # type: ignore[attr-defined]
             auto_refresh=False,
@@ -87,7 +94,7 @@ class RichReporter:
                 self._progress.refresh()
 
     def message(self, text: str) -> None:
-        self._progress.console.print(text, highlight=False)
+        self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _ms(value: float) -> str:
@@ -95,18 +102,27 @@ def _ms(value: float) -> str:
 
 
 def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
-    """The figures a user looks at first, each with where it came from."""
+    """The figures a user looks at first, each with where it came from (cells never markup)."""
+    from llenergymeasure.results.views import energy_by_kind_text, useful_share_text
+
     energy, inference, compute = result.energy, result.inference, result.compute
+    normalised = result.normalised
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"Experiment {result.experiment_id}", show_header=True)
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("provenance")
     adjusted = ""
-    if energy.adjusted_energy_j is not None and inference.output_tokens:
-        adjusted = f" (idle-adjusted {energy.adjusted_energy_j / inference.output_tokens:.4g})"
-    rows: list[tuple[str, str, str]] = [
+    if result.adjusted_energy_per_output_token_j is not None:
+        adjusted = f" (idle-adjusted {result.adjusted_energy_per_output_token_j:.4g})"
+    per_joule = f"{normalised.tokens_per_joule:.4g}"
+    if normalised.adjusted_tokens_per_joule is not None:
+        per_joule += f" (idle-adjusted {normalised.adjusted_tokens_per_joule:.4g})"
+    warmup_not_converged = any(w.mode == "cv" and not w.converged for w in result.warmup)
+    statuses = ", ".join(dict.fromkeys(w.status for w in result.warmup)) or "none"
+    rows: list[tuple[str | Text, ...]] = [
         (
             "model",
             str(result.config.get("model", "-")),
@@ -121,7 +137,7 @@ def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
         (
             "total energy",
             f"{energy.total_energy_j:.4g} J",
-            f"mean power {energy.mean_power_w:.1f} W",
+            f"{energy_by_kind_text(energy)}; mean power {energy.mean_power_w:.1f} W",
         ),
         (
             "throughput",
@@ -146,25 +162,48 @@ def summary_table(result: ExperimentResult, path: Path | None = None) -> Table:
         (
             "FLOPs per output token",
             f"{compute.flops_per_output_token:.4g}",
-            f"{compute.flops.method} ({compute.flops.confidence}), {compute.flops.precision}",
+            f"executed, {compute.flops.method} ({compute.flops.confidence}), "
+            f"{compute.flops.precision}; useful share {useful_share_text(compute)}",
         ),
-        ("tokens per joule", f"{result.normalised.tokens_per_joule:.4g}", "normalised"),
+        ("tokens per joule", per_joule, "raw energy (idle-adjusted in brackets)"),
         (
             "throttling",
-            "[red]detected[/]" if result.thermal.detected else "none",
+            Text("detected", style="red") if result.thermal.detected else "none",
             _throttle_causes(result) or "NVML clock-event reasons",
         ),
         (
             "warmup",
-            "converged" if result.warmup_converged else "[yellow]not converged[/]",
-            ", ".join(
-                f"CV {w.final_cv:.3f} / target {w.target_cv} after {w.iterations_completed}"
-                for w in result.warmup
-            ),
+            Text(statuses, style="yellow") if warmup_not_converged else statuses,
+            "; ".join(w.describe() for w in result.warmup),
         ),
     ]
     if compute.mfu is not None:
-        rows.append(("MFU", f"{compute.mfu:.2%}", compute.peak_flops_source or ""))
+        basis = "useful" if compute.useful_flops is not None else "executed"
+        rows.append(
+            (
+                "MFU",
+                f"{compute.mfu:.2%}",
+                f"{basis} FLOPs/s / peak ({compute.peak_flops_source or '-'})",
+            )
+        )
+    if (carbon := result.carbon) is not None:
+        i = carbon.intensity
+        rows.append(
+            (
+                "carbon per output token",
+                f"{carbon.co2e_per_output_token_g:.4g} gCO2e",
+                f"{i.region or 'world average'}: {i.value_g_per_kwh:.4g} {i.unit} x PUE "
+                f"{carbon.pue:g} ({carbon.confidence} confidence)",
+            )
+        )
+    if (cost := result.cost) is not None:
+        rows.append(
+            (
+                "cost per 1M output tokens",
+                f"{cost.cost_per_million_output_tokens_usd:.4g} USD",
+                f"{cost.gpu_count} GPU, {cost.node_count} node, window {cost.duration_sec:.4g} s",
+            )
+        )
     for row in rows:
         table.add_row(*row)
     if path is not None:
@@ -213,6 +252,15 @@ def register(app: typer.Typer) -> None:
         baseline_sec: float | None = typer.Option(
             None, "--baseline-sec", help="Idle baseline seconds before measuring (0: none)."
         ),
+        baseline_settle_sec: float | None = typer.Option(
+            None, "--baseline-settle-sec", help="Rest after warmup before the idle baseline."
+        ),
+        no_baseline_cache: bool = typer.Option(
+            False, "--no-baseline-cache", help="Measure the idle baseline now; no cache."
+        ),
+        refresh_baseline: bool = typer.Option(
+            False, "--refresh-baseline", help="Measure the idle baseline now and re-cache it."
+        ),
         output: Path | None = typer.Option(None, "-o", "--output", help="Output directory."),
         processes: int | None = typer.Option(
             None, "--processes", "-p", help="Data-parallel worker processes, one device each."
@@ -224,6 +272,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run one experiment and write OUTPUT/<experiment_id>/result.json."""
         from llenergymeasure.config.loading import load_experiment_config
+        from llenergymeasure.files import check_output_dir
         from llenergymeasure.measure.experiment import new_experiment_id, run_experiment
         from llenergymeasure.results.io import RESULT_FILENAME
 
@@ -237,10 +286,17 @@ def register(app: typer.Typer) -> None:
             "max_output_tokens": max_output_tokens,
             "energy": energy,
             "baseline_sec": baseline_sec,
+            "baseline_settle_sec": baseline_settle_sec,
+            "baseline_cache": False
+            if no_baseline_cache
+            else "refresh"
+            if refresh_baseline
+            else None,
             "output_dir": str(output) if output is not None else None,
             "processes": processes,
         }
         cfg = load_experiment_config(config, overrides)
+        check_output_dir(cfg.output_dir, "-o" if output is not None else "output_dir")
         experiment_id = new_experiment_id(cfg)
         path = Path(cfg.output_dir) / experiment_id / RESULT_FILENAME
         try:
@@ -256,11 +312,13 @@ def register(app: typer.Typer) -> None:
                         reporter=reporter,
                         allow_partial=allow_partial,
                     )
-        except KeyboardInterrupt:
+        except INTERRUPTS as exc:
             exit_interrupted(
-                f"no result written for {experiment_id} (its directory holds only the log); "
-                f"earlier results in {cfg.output_dir} are untouched."
+                f"no result written for {experiment_id}; "
+                f"{directory_contents(path.parent)}; "
+                f"earlier results in {cfg.output_dir} are untouched.",
+                exc,
             )
         console.print(summary_table(result, path))
         for warning in result.warnings:
-            error_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            warn(warning)

@@ -39,6 +39,10 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Print the JSON Schema of result files (ExperimentResult by default)."""
+        if output is not None:
+            from llenergymeasure.files import check_output_file
+
+            check_output_file(output)
         text = schema_text(kind)
         if output is None:
             typer.echo(text, nl=False)

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from llenergymeasure.cli.console import console, error_console
+from llenergymeasure.cli.console import (
+    console,
+    error_console,
+    exit_interrupted,
+    listing,
+    warn,
+)
 from llenergymeasure.cli.run_cmd import RichReporter
+from llenergymeasure.signals import INTERRUPTS
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -37,9 +44,45 @@ class RichStudyReporter(RichReporter):
     def run_finished(self, record: RunRecord) -> None:
         self._progress.update(self._study_task, advance=1)
         if record.status == "failed":
-            self.message(f"[red]failed[/] {record.run_id}: {record.error}")
+            from rich.text import Text
+
+            self._progress.console.print(
+                Text.assemble(("failed", "red"), f" {record.run_id}: {record.error}"),
+                soft_wrap=True,
+            )
         self.clear_stages()
         self._progress.refresh()
+
+
+class QuietStudyReporter:
+    """No bars; only messages (warnings about other studies running) are printed."""
+
+    def stage(self, name: str, total: float | None = None) -> None:
+        pass
+
+    def advance(self, amount: float = 1.0, info: str | None = None) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        error_console.print(text, highlight=False, soft_wrap=True)
+
+    def run_started(self, run: PlannedRun, position: int, total: int) -> None:
+        pass
+
+    def run_finished(self, record: RunRecord) -> None:
+        pass
+
+
+def interrupted_study(directory: Path, total: int) -> str:
+    """What an interrupted study's directory really holds: valid results out of the planned."""
+    from llenergymeasure.results.layout import RESULT_FILENAME
+    from llenergymeasure.study.runner import RUNS_DIRNAME
+
+    runs = directory / RUNS_DIRNAME
+    if not directory.exists():
+        return f"{directory} was not created"
+    done = sum(1 for p in runs.glob(f"*/{RESULT_FILENAME}") if p.is_file()) if runs.is_dir() else 0
+    return f"{directory} holds {done} of {total} results ({listing(directory)})"
 
 
 def plan_table(study: StudyConfig) -> Table:
@@ -68,6 +111,7 @@ def summary_table(result: StudyResult) -> Table:
     from rich.table import Table
 
     from llenergymeasure.config.study import describe_overrides
+    from llenergymeasure.results.views import NO_SPREAD, spread_texts
 
     table = Table(
         title=f"Study {result.name}: {result.completed} completed, {result.failed} failed",
@@ -77,10 +121,24 @@ def summary_table(result: StudyResult) -> Table:
         table.add_column(column)
 
     def cell(m: MetricSummary) -> str:
-        if m.n == 0:
-            return "-"
-        return f"{m.mean:.4g} ± {m.std:.2g} [{m.ci95_low:.4g}, {m.ci95_high:.4g}]"
+        mean, std, interval, _ = spread_texts(m)
+        if m.n < 2:
+            return mean if m.n == 0 else f"{mean} (± {NO_SPREAD})"
+        return f"{mean} ± {std} {interval}"
 
+    execution = result.execution
+    if execution is not None:
+        hosts = ", ".join(f"{h} ({n})" for h, n in execution.hosts.items()) or "-"
+        caption = (
+            f"{result.directory}\nexecutor {execution.executor}: at most "
+            f"{execution.max_concurrent} run(s) at once; hosts: {hosts}"
+        )
+        if execution.shared_host_runs:
+            caption += (
+                f"\n{len(execution.shared_host_runs)} run(s) overlapped another on the same "
+                "host: their host CPU/RAM energy includes the other's load"
+            )
+        table.caption = caption
     for s in result.summaries:
         table.add_row(
             describe_overrides(s.overrides),
@@ -90,6 +148,19 @@ def summary_table(result: StudyResult) -> Table:
             cell(s.ttft_p50_ms),
         )
     return table
+
+
+def no_output_warnings(result: StudyResult) -> list[str]:
+    """One line per configuration with runs that generated no tokens, and the rule applied."""
+    from llenergymeasure.config.study import describe_overrides
+    from llenergymeasure.domain.study import NO_OUTPUT_RULE
+
+    return [
+        f"{describe_overrides(s.overrides)}: {s.without_output_tokens} run(s) generated no "
+        f"tokens; {NO_OUTPUT_RULE}"
+        for s in result.summaries
+        if s.without_output_tokens
+    ]
 
 
 def register(app: typer.Typer) -> None:
@@ -102,33 +173,64 @@ def register(app: typer.Typer) -> None:
             None, "--resume", help="Resume the study in this directory (its manifest)."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        executor: str | None = typer.Option(
+            None,
+            "--executor",
+            help="Where runs execute: local, slurm or ray (overrides the study's executor:).",
+        ),
     ) -> None:
         """Run a study: a sweep or list of experiments, repeated in cycles, resumable."""
+        from llenergymeasure.config.executor import EXECUTOR_KINDS
         from llenergymeasure.config.loading import validate
         from llenergymeasure.config.study import StudyConfig, expand, load_study_config
-        from llenergymeasure.domain.study import StudyManifest
         from llenergymeasure.errors import ConfigError
-        from llenergymeasure.results.io import load_model
-        from llenergymeasure.study.runner import MANIFEST_FILENAME, run_study
+        from llenergymeasure.files import check_output_dir
+        from llenergymeasure.study.manifest_store import MANIFEST_FILENAME, load_manifest
+        from llenergymeasure.study.runner import run_study, study_directory
 
+        if executor is not None and executor not in EXECUTOR_KINDS:
+            raise ConfigError(
+                f"--executor: must be one of {', '.join(EXECUTOR_KINDS)} (got {executor!r})"
+            )
         if resume is not None:
-            manifest = load_model(resume / MANIFEST_FILENAME, StudyManifest)
+            manifest = load_manifest(resume)
             data = {**manifest.study_config, "output_dir": str(resume.parent)}
             config = validate(StudyConfig, data, source=str(resume / MANIFEST_FILENAME))
         elif study_file is not None:
             config = load_study_config(study_file, output)
         else:
             raise ConfigError("give a study YAML file, or --resume DIR")
+        if executor is not None and executor != config.executor.kind:
+            config = validate(
+                StudyConfig,
+                {**config.model_dump(mode="json"), "executor": executor},
+                source="--executor",
+            )
+        check_output_dir(config.output_dir, "-o" if output is not None else "output_dir")
+        directory = check_output_dir(study_directory(config), "name")
         if dry_run:
+            from llenergymeasure.study.executors.plan import describe_plan, submission_plan
+
             console.print(plan_table(config))
+            for line in describe_plan(submission_plan(config), config):
+                console.print(line, highlight=False, soft_wrap=True)
             return
         total = len(expand(config))
-        if quiet:
-            result = run_study(config)
-        else:
-            with RichStudyReporter(total) as reporter:
-                result = run_study(config, reporter=reporter)
+        try:
+            if quiet:
+                result = run_study(config, reporter=QuietStudyReporter())
+            else:
+                with RichStudyReporter(total) as reporter:
+                    result = run_study(config, reporter=reporter)
+        except INTERRUPTS as exc:
+            exit_interrupted(
+                f"{interrupted_study(directory, total)}; completed results are kept; "
+                f"continue with `llem study --resume {directory}`.",
+                exc,
+            )
         console.print(summary_table(result))
+        for line in no_output_warnings(result):
+            warn(line)
         if result.failed:
-            error_console.print(f"[yellow]{result.failed} run(s) failed[/]; see the manifest.")
+            warn(f"{result.failed} run(s) failed; see the manifest.")
             raise typer.Exit(1)

@@ -15,6 +15,7 @@ from llenergymeasure.config.engines import (
     TransformersSection,
     VLLMSection,
 )
+from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
 from llenergymeasure.domain.requests import OfflineArrivalModel
 
 #: The arrival model each engine uses when the config does not name one.
@@ -64,13 +65,23 @@ class DecodingConfig(_Strict):
 
 
 class WarmupConfig(_Strict):
-    """Warm up until request latency settles (`cv`), or for a fixed number of requests."""
+    """Warm up until request latency settles (`cv`), or for a fixed number of requests.
+
+    Either mode also stops at ``max_sec`` (the request under way finishes first): on a busy
+    machine latency may never settle, and warmup must not take minutes. The result records
+    the limit and what ended warmup, and a cv warmup stopped short is reported as not converged.
+    """
 
     mode: Literal["cv", "fixed"] = "cv"
     target_cv: float = Field(default=0.05, gt=0)
     window: int = Field(default=5, ge=2, description="Requests per CV window.")
     max_prompts: int = Field(default=50, ge=1, description="Most warmup requests in cv mode.")
     n: int = Field(default=5, ge=0, description="Warmup requests in fixed mode.")
+    max_sec: float | None = Field(
+        default=20.0,
+        gt=0,
+        description="Stop warming up after this many seconds (null: no time limit).",
+    )
 
 
 class ExperimentConfig(_Strict):
@@ -117,11 +128,32 @@ class ExperimentConfig(_Strict):
     baseline_sec: float = Field(
         default=10.0, ge=0, description="Idle-power baseline before measuring; 0 disables."
     )
+    baseline_settle_sec: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds the devices rest after warmup before the idle baseline is measured "
+        "(recorded with the result).",
+    )
+    baseline_cache: bool | Literal["refresh"] = Field(
+        default=True,
+        description="true: reuse a cached idle baseline measured on the same devices and "
+        "instruments for at least baseline_sec after at least baseline_settle_sec of rest, "
+        "younger than an hour; false: always measure, never read or write the cache; "
+        "refresh: measure and replace the cached one. Not part of the config hash.",
+    )
     energy: EnergyInstrument = "auto"
     flops_method: FlopsMethodChoice = "auto"
     telemetry_interval_sec: float = Field(default=0.1, gt=0, le=10)
     output_dir: Path = Field(default=Path("results"), description="Results go in OUTPUT/<id>/.")
     name: str | None = Field(default=None, description="Optional label; not part of the hash.")
+    carbon: CarbonSettings = Field(
+        default_factory=CarbonSettings,
+        description="Grid intensity, PUE: a view on the energy; not part of the hash.",
+    )
+    cost: CostSettings = Field(
+        default_factory=CostSettings,
+        description="Hardware prices: a view on the time; not part of the hash.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -141,6 +173,11 @@ class ExperimentConfig(_Strict):
                 )
             if self.device_map is not None:
                 raise ValueError(f"device_map is for the transformers engine, not {self.engine}")
+            if self.processes > 1:
+                raise ValueError(
+                    f"processes {self.processes}: data-parallel workers are for the transformers "
+                    f"engine; {self.engine} spreads a model with {self.engine}.tensor_parallel_size"
+                )
         return self
 
     @field_validator("model")
@@ -160,7 +197,8 @@ class ExperimentConfig(_Strict):
         return self
 
     def config_hash(self) -> str:
-        """Hash of the fields that change what is measured (not output_dir or name)."""
+        """Hash of the fields that change what is measured (not HASH_EXCLUDED's, nor the
+        sections of engines the config does not use)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED | self._other_sections())
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -174,5 +212,8 @@ class ExperimentConfig(_Strict):
         return {name for name in ENGINE_SECTIONS if name != self.engine}
 
 
-#: Fields that do not change what is measured, left out of the config hash.
-HASH_EXCLUDED = {"output_dir", "name"}
+#: Fields that do not change what is measured, left out of the config hash. ``carbon`` and
+#: ``cost`` are views computed from the stored energy and time (recomputable later), so two runs
+#: that differ only in them measured the same thing and share a hash; ``baseline_cache`` only
+#: says whether an earlier idle baseline may be reused (the result records which).
+HASH_EXCLUDED = {"output_dir", "name", "carbon", "cost", "baseline_cache"}

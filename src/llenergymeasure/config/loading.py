@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,15 +17,36 @@ from llenergymeasure.errors import ConfigError
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Valid field names at a location (following nested models)."""
+def _union_member(annotation: Any, tag: Any) -> Any:
+    """The member of a tagged union (``kind: ...``) whose tag is ``tag``, else None."""
+    for member in typing.get_args(annotation):
+        for candidate in (member, *typing.get_args(member)):
+            kind = getattr(candidate, "model_fields", {}).get("kind")
+            if kind is not None and kind.default == tag:
+                return candidate
+    return None
+
+
+def _resolve(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], tuple[Any, ...]]:
+    """Valid field names at a location (following nested models and tagged unions), and the
+    location without the union tags pydantic inserts."""
     current: Any = model
-    for part in loc[:-1]:
-        field = getattr(current, "model_fields", {}).get(part)
+    clean: list[Any] = []
+    for i, part in enumerate(loc):
+        fields = getattr(current, "model_fields", None)
+        if fields is None:  # a tagged union: this part is the tag
+            current = _union_member(current, part)
+            if current is None:
+                return [], loc
+            continue
+        clean.append(part)
+        if i == len(loc) - 1:
+            break
+        field = fields.get(part)
         if field is None:
-            return []
+            return [], loc
         current = field.annotation
-    return list(getattr(current, "model_fields", {}))
+    return list(getattr(current, "model_fields", {})), tuple(clean)
 
 
 def describe_validation_error(
@@ -32,7 +54,7 @@ def describe_validation_error(
 ) -> str:
     """One line naming the field, the value and what is allowed (first problem only)."""
     first = exc.errors()[0]
-    loc = tuple(first["loc"])
+    names, loc = _resolve(model, tuple(first["loc"]))
     where = ".".join(str(p) for p in loc) or "(top level)"
     prefix = f"{source}: " if source else ""
     more = (
@@ -41,10 +63,16 @@ def describe_validation_error(
         else ""
     )
     if first["type"] == "extra_forbidden":
-        names = _field_names(model, loc)
         close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else f"; valid fields: {', '.join(names)}"
         return f"{prefix}unknown field {where!r}{hint}{more}"
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = first.get("ctx", {})
+        key = f"{where}.{str(ctx.get('discriminator', 'kind')).strip(chr(39))}"
+        if "tag" not in ctx:
+            return f"{prefix}{key}: missing; it says which kind this is{more}"
+        allowed = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"{prefix}{key}: must be one of {allowed} (got {ctx['tag']!r}){more}"
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
     shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
@@ -108,7 +136,10 @@ def load_experiment_config(
 
 
 def check_prompt_file(config: ExperimentConfig) -> None:
-    """A file prompt source must exist before anything is loaded."""
+    """A file prompt source must exist, and the requests fit in memory, before any loading."""
+    from llenergymeasure.config.budget import check_request_memory
+
     path = config.prompts.path
     if config.prompts.source == "file" and path is not None and not path.is_file():
         raise ConfigError(f"prompts.path: prompt file not found: {path}")
+    check_request_memory(config)

@@ -13,8 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llenergymeasure.config.executor import (
+    ExecutorConfig,
+    LocalExecutorConfig,
+    executor_from_value,
+)
 from llenergymeasure.config.experiment import ExperimentConfig
-from llenergymeasure.config.loading import read_yaml, set_dotted, validate
+from llenergymeasure.config.loading import check_prompt_file, read_yaml, set_dotted, validate
 from llenergymeasure.errors import ConfigError
 
 
@@ -40,12 +45,30 @@ class StudyConfig(BaseModel):
     timeout_sec: float | None = Field(default=None, gt=0, description="Per-experiment limit.")
     fail_fast: bool = False
     output_dir: Path = Path("results")
+    executor: ExecutorConfig = Field(
+        default_factory=LocalExecutorConfig,
+        description="Where runs execute: local (default), slurm or ray (docs/executors.md).",
+    )
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_shorthand(cls, value: Any) -> Any:
+        return executor_from_value(value)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\") or value in (".", ".."):
-            raise ValueError(f"name must be a plain directory name, got {value!r}")
+        if not value or any(c in value for c in "/\\\0") or value in (".", ".."):
+            raise ValueError(
+                "name must be a plain directory name (no '/', '\\' or NUL byte; not '.' or '..')"
+            )
+        return value
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir_plain(cls, value: Path) -> Path:
+        if "\0" in str(value):
+            raise ValueError("output_dir holds a NUL byte; choose another path")
         return value
 
     @field_validator("sweep")
@@ -64,7 +87,9 @@ class StudyConfig(BaseModel):
 
     def study_hash(self) -> str:
         """Identity of what the study measures (not where it writes)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir", "gap_sec", "fail_fast"})
+        payload = self.model_dump(
+            mode="json", exclude={"output_dir", "gap_sec", "fail_fast", "executor"}
+        )
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -135,6 +160,16 @@ def load_study_config(path: str | Path, output_dir: Path | None = None) -> Study
         data["base"] = read_yaml(base_path)
     if output_dir is not None:
         data["output_dir"] = str(output_dir)
+    if data.get("experiments") == []:  # the manifest's dump has [] when absent: check here
+        raise ConfigError(
+            f"{path}: experiments is empty; list at least one experiment, or leave the key "
+            "out to run the base config alone"
+        )
     study = validate(StudyConfig, data, source=str(path))
-    expand(study)  # validate every run's config now, before anything starts
+    # Validate every run's config now, before anything starts: fields, prompt files, memory.
+    seen: set[str] = set()
+    for run in expand(study):
+        if run.config.config_hash() not in seen:
+            seen.add(run.config.config_hash())
+            check_prompt_file(run.config)
     return study

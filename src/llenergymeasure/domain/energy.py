@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, computed_field, model_validator
@@ -38,6 +40,79 @@ class DeviceEnergy(DomainModel):
     confidence: Confidence
 
 
+def is_estimated(device: DeviceEnergy) -> bool:
+    """True when a device's energy is modelled rather than read from a meter: the 'estimate'
+    instrument (utilisation x TDP share, 0.375 W per GB of RAM), or CodeCarbon without RAPL
+    (its TDP tables, confidence low)."""
+    return device.method == "estimate" or (
+        device.method == "codecarbon" and device.confidence == "low"
+    )
+
+
+@dataclass(frozen=True)
+class KindEnergy:
+    """The energy of one kind of device (GPU, CPU or RAM) and where it came from."""
+
+    kind: DeviceKind
+    energy_j: float
+    adjusted_energy_j: float | None
+    share: float = field(metadata={"unit": "fraction of the raw total, 0..1"})
+    methods: tuple[str, ...]
+    confidence: Confidence | None
+    estimated: bool
+
+
+BaselineMethod = Literal["measured", "cached", "none"]
+
+
+class BaselineInfo(DomainModel):
+    """How the idle baseline subtracted from the raw energy was obtained."""
+
+    method: Literal["measured", "cached"] = Field(
+        description="'measured' in this run, or 'cached' from an earlier run on the same "
+        "devices and instruments."
+    )
+    duration_sec: float = Field(ge=0, description="Length of the idle window measured.")
+    samples: int | None = Field(
+        default=None, ge=0, description="Power samples taken during it (None: not recorded)."
+    )
+    settle_sec: float = Field(
+        default=0.0, ge=0, description="Rest after the last work before the idle window began."
+    )
+    measured_at: datetime | None = Field(default=None, description="End of the idle window.")
+    age_sec: float | None = Field(
+        default=None,
+        ge=0,
+        description="From the end of the idle window to the start of the measurement window.",
+    )
+
+    def describe(self) -> str:
+        """One line, e.g. 'measured: 10.0 s, 100 samples, after 5 s at rest, 12 s old'."""
+        samples = f", {self.samples} samples" if self.samples is not None else ""
+        age = f", {self.age_sec:.0f} s old" if self.age_sec is not None else ""
+        return (
+            f"{self.method}: {self.duration_sec:.1f} s{samples}, after {self.settle_sec:g} s "
+            f"at rest{age}"
+        )
+
+    @classmethod
+    def combine(cls, infos: Sequence[BaselineInfo]) -> BaselineInfo | None:
+        """Several processes' baselines as one, each figure at its least favourable."""
+        if not infos:
+            return None
+        samples = [i.samples for i in infos]
+        ages = [i.age_sec for i in infos]
+        times = [i.measured_at for i in infos if i.measured_at is not None]
+        return cls(
+            method="cached" if any(i.method == "cached" for i in infos) else "measured",
+            duration_sec=min(i.duration_sec for i in infos),
+            samples=None if None in samples else min(s for s in samples if s is not None),
+            settle_sec=min(i.settle_sec for i in infos),
+            measured_at=min(times) if times else None,
+            age_sec=None if None in ages else max(a for a in ages if a is not None),
+        )
+
+
 def idle_adjusted(energy_j: float, baseline_power_w: float, duration_sec: float) -> float:
     """Raw energy minus idle power over the window, floored at 0."""
     return max(0.0, energy_j - baseline_power_w * duration_sec)
@@ -67,7 +142,12 @@ class EnergyMetrics(DomainModel):
     adjusted_energy_j: float | None = Field(
         default=None, ge=0, description="Idle-adjusted energy; the raw figure stays beside it."
     )
-    baseline_method: Literal["measured", "cached", "none"] = "none"
+    baseline_method: BaselineMethod = "none"
+    baseline: BaselineInfo | None = Field(
+        default=None,
+        description="How the idle baseline was obtained (duration, samples, settle time, age); "
+        "None without one (and in files before schema 1.2).",
+    )
 
     @model_validator(mode="after")
     def _sums_match_devices(self) -> EnergyMetrics:
@@ -88,13 +168,46 @@ class EnergyMetrics(DomainModel):
         """Raw joules keyed by device label."""
         return {d.label: d.energy_j for d in self.devices}
 
+    def _adjusted(self, device: DeviceEnergy) -> float | None:
+        if device.adjusted_energy_j is not None:
+            return device.adjusted_energy_j
+        if device.baseline_power_w is None:
+            return None
+        return idle_adjusted(device.energy_j, device.baseline_power_w, self.duration_sec)
+
+    def by_kind(self) -> list[KindEnergy]:
+        """Raw (and idle-adjusted) joules per kind of device, its share of the total, and
+        whether any part of it is estimated; kinds without energy or devices are left out."""
+        parts: list[KindEnergy] = []
+        for kind in ("gpu", "cpu", "ram"):
+            energy_j = getattr(self, f"{kind}_energy_j")
+            mine = [d for d in self.devices if d.kind == kind]
+            if not mine and energy_j == 0:
+                continue
+            adjusted = [self._adjusted(d) for d in mine]
+            parts.append(
+                KindEnergy(
+                    kind=kind,  # type: ignore[arg-type]
+                    energy_j=energy_j,
+                    adjusted_energy_j=math.fsum(adjusted)  # type: ignore[arg-type]
+                    if mine and None not in adjusted
+                    else None,
+                    share=energy_j / self.total_energy_j if self.total_energy_j > 0 else 0.0,
+                    methods=tuple(dict.fromkeys(d.method for d in mine)),
+                    confidence=lowest_confidence(*(d.confidence for d in mine)) if mine else None,
+                    estimated=any(is_estimated(d) for d in mine),
+                )
+            )
+        return parts
+
     @classmethod
     def from_devices(
         cls,
         devices: Sequence[DeviceEnergy],
         duration_sec: float,
         *,
-        baseline_method: Literal["measured", "cached", "none"] = "none",
+        baseline_method: BaselineMethod = "none",
+        baseline_info: BaselineInfo | None = None,
     ) -> EnergyMetrics:
         """Build the totals from per-device figures (the only way the harness builds them).
 
@@ -145,6 +258,7 @@ class EnergyMetrics(DomainModel):
             baseline_power_w=baseline,
             adjusted_energy_j=adjusted,
             baseline_method=baseline_method if baseline is not None else "none",
+            baseline=baseline_info if baseline is not None else None,
         )
 
     @classmethod
@@ -155,9 +269,14 @@ class EnergyMetrics(DomainModel):
             raise ValueError("nothing to combine")
         # A process that metered no device has no baseline either; it must not hide the others'.
         methods = {p.baseline_method for p in parts if p.devices} or {"none"}
-        baseline_method: Literal["measured", "cached", "none"] = (
-            "none" if "none" in methods else "measured" if "measured" in methods else "cached"
+        baseline_method: BaselineMethod = (
+            # the least favourable: one process's cached baseline makes the whole one cached
+            "none" if "none" in methods else "cached" if "cached" in methods else "measured"
         )
+        infos = [p.baseline for p in parts if p.devices and p.baseline is not None]
         return cls.from_devices(
-            [d for p in parts for d in p.devices], wall_time_sec, baseline_method=baseline_method
+            [d for p in parts for d in p.devices],
+            wall_time_sec,
+            baseline_method=baseline_method,
+            baseline_info=BaselineInfo.combine(infos),
         )

@@ -13,6 +13,12 @@ from typing import Literal
 from pydantic import Field, computed_field, model_validator
 
 from llenergymeasure.domain.base import DomainModel
+from llenergymeasure.domain.intervals import (
+    ThrottleCause,
+    ThrottleInterval,
+    merge_throttle_intervals,
+    union_sec,
+)
 from llenergymeasure.domain.stats import coefficient_of_variation
 
 FlopsMethod = Literal["calflops", "architecture", "parameter_estimate"]
@@ -163,14 +169,34 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 class NormalisedMetrics(DomainModel):
-    """Efficiency figures comparable across engines, precisions and hardware."""
+    """Efficiency figures comparable across engines, precisions and hardware.
 
-    tokens_per_joule: float = Field(ge=0)
-    tokens_per_effective_pflop: float = Field(ge=0)
-    tokens_per_second_per_watt: float = Field(ge=0)
-    theoretical_flops: float = Field(ge=0)
+    ``tokens_per_joule`` uses the raw energy of every metered device (idle power included);
+    ``adjusted_tokens_per_joule`` the idle-adjusted energy (None without a baseline).
+    ``tokens_per_second_per_watt`` is (tokens / s) / mean power: since the mean power is the
+    window's energy over its duration, it equals tokens per joule (up to the few milliseconds
+    between the energy window's and the inference timer's edges). It is not a separate
+    measurement of efficiency; it is kept for the seed contract and for readers who think
+    in watts.
+    """
+
+    tokens_per_joule: float = Field(ge=0, description="Output tokens / raw joules.")
+    tokens_per_effective_pflop: float = Field(
+        ge=0, description="Output tokens per PFLOP of effective_flops."
+    )
+    tokens_per_second_per_watt: float = Field(
+        ge=0,
+        description="(Output tokens / s) / mean power: equal to tokens_per_joule when the "
+        "power is the window's mean, as here.",
+    )
+    theoretical_flops: float = Field(
+        ge=0, description="Executed FLOPs (what the device computed, padding included)."
+    )
     effective_flops: float = Field(ge=0, description="theoretical_flops x precision_factor")
     precision: PrecisionMetadata | None = None
+    adjusted_tokens_per_joule: float | None = Field(
+        default=None, ge=0, description="Output tokens / idle-adjusted joules (None: no baseline)."
+    )
 
     @classmethod
     def from_metrics(
@@ -181,8 +207,15 @@ class NormalisedMetrics(DomainModel):
         inference_time_sec: float,
         theoretical_flops: float,
         precision: PrecisionMetadata | None = None,
+        adjusted_energy_j: float | None = None,
     ) -> NormalisedMetrics:
         """Compute every field from raw measurements; a zero denominator gives 0.0."""
+        if adjusted_energy_j is not None and (
+            not math.isfinite(adjusted_energy_j) or adjusted_energy_j < 0
+        ):
+            raise ValueError(
+                f"adjusted_energy_j must be a finite number >= 0, got {adjusted_energy_j!r}"
+            )
         inputs = {
             "total_output_tokens": total_output_tokens,
             "total_energy_j": total_energy_j,
@@ -204,6 +237,9 @@ class NormalisedMetrics(DomainModel):
             theoretical_flops=theoretical_flops,
             effective_flops=effective_flops,
             precision=precision,
+            adjusted_tokens_per_joule=None
+            if adjusted_energy_j is None
+            else _ratio(total_output_tokens, adjusted_energy_j),
         )
 
 
@@ -230,6 +266,20 @@ THROTTLING_REASONS_MASK = (
 
 _THROTTLE_FLAGS = ("thermal", "power", "sw_thermal", "hw_thermal", "hw_power")
 
+#: The cause each throttling bit names in a ThrottleInterval.
+REASON_CAUSES: tuple[tuple[int, ThrottleCause], ...] = (
+    (REASON_SW_POWER_CAP, "sw_power_cap"),
+    (REASON_HW_SLOWDOWN, "hw_slowdown"),
+    (REASON_SW_THERMAL_SLOWDOWN, "sw_thermal"),
+    (REASON_HW_THERMAL_SLOWDOWN, "hw_thermal"),
+    (REASON_HW_POWER_BRAKE_SLOWDOWN, "hw_power_brake"),
+)
+
+
+def throttle_causes(mask: int) -> list[ThrottleCause]:
+    """The throttling causes set in an NVML clock-event-reason bitmask."""
+    return [cause for bit, cause in REASON_CAUSES if mask & bit]
+
 
 class ThermalThrottleInfo(DomainModel):
     """Whether, how and for how long the device lowered its clocks during a window.
@@ -248,7 +298,15 @@ class ThermalThrottleInfo(DomainModel):
     throttle_duration_sec: float = Field(default=0.0, ge=0)
     max_temperature_c: float | None = None
     throttle_timestamps: list[float] = Field(
-        default_factory=list, description="Seconds from the window start of throttled samples."
+        default_factory=list,
+        description="Seconds from the window start at which throttling began (the starts of "
+        "throttle_intervals; files before schema 1.2 hold one per throttled sample).",
+    )
+    throttle_intervals: list[ThrottleInterval] = Field(
+        default_factory=list,
+        description="Throttled intervals (start, end, cause) in seconds from the window start "
+        "(the experiment's first window start once merged); throttle_duration_sec is the "
+        "length of their union.",
     )
 
     @model_validator(mode="after")
@@ -296,33 +354,78 @@ class ThermalThrottleInfo(DomainModel):
         )
 
     @classmethod
-    def merge(cls, infos: Iterable[ThermalThrottleInfo]) -> ThermalThrottleInfo:
-        """Combine several processes' windows: flags OR-ed, duration and temperature the max."""
+    def merge(
+        cls, infos: Iterable[ThermalThrottleInfo], offsets_sec: Iterable[float] | None = None
+    ) -> ThermalThrottleInfo:
+        """Combine several processes' windows on one time origin.
+
+        ``offsets_sec[k]``: how long after the experiment's first window start process k's
+        window began (0 for all when omitted). Flags are OR-ed, the temperature is the max,
+        intervals are shifted onto the common origin, and the duration is the length of their
+        union. A process stored without intervals (schema < 1.2) can only be bounded from
+        below: its duration enters as a maximum.
+        """
         infos = list(infos)
+        offsets = list(offsets_sec) if offsets_sec is not None else [0.0] * len(infos)
+        if len(offsets) != len(infos):
+            raise ValueError(f"{len(offsets)} offsets for {len(infos)} throttle infos")
         temperatures = [i.max_temperature_c for i in infos if i.max_temperature_c is not None]
+        intervals = merge_throttle_intervals(
+            iv.shifted(off)
+            for info, off in zip(infos, offsets, strict=True)
+            for iv in info.throttle_intervals
+        )
+        duration = union_sec((i.start_sec, i.end_sec) for i in intervals)
+        legacy = [i.throttle_duration_sec for i in infos if not i.throttle_intervals]
+        stamps = {
+            t + off
+            for info, off in zip(infos, offsets, strict=True)
+            for t in info.throttle_timestamps
+        }
         return cls(
             sw_thermal=any(i.sw_thermal for i in infos),
             hw_thermal=any(i.hw_thermal for i in infos),
             hw_power=any(i.hw_power for i in infos),
             thermal=any(i.thermal for i in infos),
             power=any(i.power for i in infos),
-            throttle_duration_sec=max((i.throttle_duration_sec for i in infos), default=0.0),
+            throttle_duration_sec=max([duration, *legacy]),
             max_temperature_c=max(temperatures) if temperatures else None,
-            throttle_timestamps=sorted({t for i in infos for t in i.throttle_timestamps}),
+            throttle_timestamps=sorted(stamps),
+            throttle_intervals=intervals,
         )
 
 
+WarmupMode = Literal["cv", "fixed"]
+WarmupStop = Literal["converged", "max_prompts", "n", "max_sec"]
+
+
 class WarmupResult(DomainModel):
-    """How warmup ended: whether request latency settled (CV below target) before measuring."""
+    """How warmup ended: whether request latency settled (CV below target) before measuring.
+
+    ``converged`` always means the final CV is at or below ``target_cv``, in either mode. In
+    ``fixed`` mode warmup runs ``n`` requests whatever the CV (``max_prompts`` holds n), so not
+    reaching the target is not a failure there: ``describe()`` and ``warning()`` say so.
+    """
 
     converged: bool
     final_cv: float = Field(ge=0, description="Coefficient of variation of the last window.")
     iterations_completed: int = Field(ge=0)
     target_cv: float = Field(gt=0)
-    max_prompts: int = Field(ge=0)
+    max_prompts: int = Field(ge=0, description="Most requests (cv mode), or n (fixed mode).")
     latencies_ms: list[float] = Field(default_factory=list)
     window_size: int = Field(
         default=5, ge=2, description="Requests per CV window (to redraw the warmup curve)."
+    )
+    mode: WarmupMode = Field(
+        default="cv", description="cv: until the CV target; fixed: n requests."
+    )
+    max_sec: float | None = Field(
+        default=None, gt=0, description="Time limit in effect (None: none, or an older file)."
+    )
+    elapsed_sec: float | None = Field(default=None, ge=0, description="Time warmup took.")
+    stopped_by: WarmupStop | None = Field(
+        default=None,
+        description="What ended warmup: the CV target, max_prompts, n (fixed mode) or max_sec.",
     )
 
     @model_validator(mode="after")
@@ -343,3 +446,40 @@ class WarmupResult(DomainModel):
         w = self.window_size
         lat = self.latencies_ms
         return [coefficient_of_variation(lat[i - w : i]) for i in range(w, len(lat) + 1)]
+
+    def _time_limit_text(self) -> str:
+        limit = f"{self.max_sec:g} s" if self.max_sec is not None else "its time"
+        return f"time limit {limit} reached"
+
+    def describe(self) -> str:
+        """One line on how warmup ended, e.g. 'fixed: 5 requests (CV 0.081)'."""
+        n, cv = self.iterations_completed, f"CV {self.final_cv:.3f}"
+        if self.mode == "fixed":
+            text = f"fixed: {n} requests ({cv})"
+            if self.stopped_by == "max_sec":
+                text += f", {self._time_limit_text()} before n={self.max_prompts}"
+            return text
+        if self.converged:
+            return f"converged: {cv} <= target {self.target_cv:g} after {n} requests"
+        text = f"not converged: {cv} > target {self.target_cv:g} after {n} requests"
+        if self.stopped_by == "max_sec":
+            text += f" ({self._time_limit_text()})"
+        elif self.stopped_by == "max_prompts":
+            text += f" (max_prompts {self.max_prompts} reached)"
+        return text
+
+    def warning(self) -> str | None:
+        """The warning a reader needs, or None: a cv warmup that did not reach its target, or a
+        fixed warmup cut short by its time limit. A fixed warmup that ran its n is no failure."""
+        if self.mode == "cv" and not self.converged:
+            return f"warmup did not converge: {self.describe().removeprefix('not converged: ')}"
+        if self.mode == "fixed" and self.stopped_by == "max_sec":
+            return f"warmup ran fewer requests than asked: {self.describe()}"
+        return None
+
+    @property
+    def status(self) -> str:
+        """A short status: 'converged', 'not converged' or 'fixed'."""
+        if self.mode == "fixed":
+            return "fixed"
+        return "converged" if self.converged else "not converged"

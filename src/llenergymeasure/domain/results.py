@@ -10,13 +10,19 @@ from pydantic import Field, computed_field, model_validator
 from llenergymeasure.domain.base import DomainModel
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.energy import EnergyMetrics
+from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 from llenergymeasure.domain.serving import ServingMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: migrate files of an older major version they know (see ``results.migrate``) and refuse others.
-#: 2.0: latency from per-request traces (arrival model, TPOT, a method per latency figure).
+#: 1.1: optional ``carbon`` and ``cost`` (1.0 files load). 1.2: ``thermal.throttle_intervals``
+#: (``throttle_timestamps`` became their starts) and ``energy.baseline``; older files load with
+#: those empty. 1.3 (all optional, so older files load): useful FLOPs and their rate (MFU is now
+#: from them), idle-adjusted tokens per joule, the warmup's mode, time limit, duration and what
+#: stopped it; the OpenMP wait policy. 2.0: latency from per-request traces (arrival model,
+#: TPOT, a method per latency figure); 1.x files are migrated.
 SCHEMA_VERSION = "2.0"
 
 
@@ -46,6 +52,9 @@ class EnvironmentSnapshot(DomainModel):
     devices: list[DeviceInfo] = Field(default_factory=list)
     driver_version: str | None = None
     cuda_version: str | None = None
+    omp_wait_policy: str | None = Field(
+        default=None, description="OMP_WAIT_POLICY in effect (llem sets PASSIVE unless given)."
+    )
     engine: str | None = Field(default=None, description="The inference engine measured.")
     engine_version: str | None = Field(
         default=None, description="Version of the engine's library (e.g. vllm 0.32.0)."
@@ -112,6 +121,12 @@ class ExperimentResult(_Timed):
     )
     warnings: list[str] = Field(default_factory=list)
     process_results: list[RawProcessResult] = Field(default_factory=list)
+    carbon: CarbonEstimate | None = Field(
+        default=None, description="gCO2e of the window: a view, recomputable (results/footprint)."
+    )
+    cost: CostEstimate | None = Field(
+        default=None, description="Hardware cost of the window, when a price was configured."
+    )
     serving: ServingMetrics | None = Field(
         default=None,
         description="A serving run's load, steady-state window and per-request energy; energy "
@@ -124,6 +139,14 @@ class ExperimentResult(_Timed):
         """Raw joules per generated token (0.0 when nothing was generated)."""
         tokens = self.inference.output_tokens
         return self.energy.total_energy_j / tokens if tokens else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def adjusted_energy_per_output_token_j(self) -> float | None:
+        """Idle-adjusted joules per generated token (None without a baseline or tokens)."""
+        tokens = self.inference.output_tokens
+        adjusted = self.energy.adjusted_energy_j
+        return adjusted / tokens if adjusted is not None and tokens else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

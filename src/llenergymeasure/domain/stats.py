@@ -6,6 +6,7 @@ figure can be checked with ``numpy.percentile``. Confidence intervals use Studen
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -92,6 +93,7 @@ def student_t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@functools.lru_cache(maxsize=256)  # studies ask for the same few (p, df) thousands of times
 def student_t_ppf(p: float, df: float) -> float:
     """Inverse CDF of Student's t (by bisection on the CDF; accurate to ~1e-12)."""
     if not 0.0 < p < 1.0:

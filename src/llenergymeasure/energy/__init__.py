@@ -28,6 +28,7 @@ from llenergymeasure.energy.base import (
 from llenergymeasure.energy.baseline import (
     DEFAULT_BASELINE_SEC,
     DEFAULT_BASELINE_TTL_SEC,
+    DEFAULT_SETTLE_SEC,
     BaselineCache,
     measure_baseline,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_BASELINE_SEC",
     "DEFAULT_BASELINE_TTL_SEC",
     "DEFAULT_INTERVAL_SEC",
+    "DEFAULT_SETTLE_SEC",
     "INSTRUMENTS",
     "Baseline",
     "BaselineCache",

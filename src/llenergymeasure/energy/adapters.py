@@ -111,30 +111,53 @@ class ZeusMeter(LibraryMeter):
         clock: Clock | None = None,
         env: Mapping[str, str] | None = None,
         host: Host | None = None,
+        include_host: bool = True,
     ) -> None:
         super().__init__(clock=clock, host=host or Host.local())
         try:
             from zeus.monitor import ZeusMonitor
         except ImportError as exc:
             raise _not_installed("zeus") from exc
+        kwargs: dict[str, Any] = {
+            "gpu_indices": list(gpu_indices) if gpu_indices is not None else None
+        }
+        if not include_host:
+            kwargs["cpu_indices"] = []  # another process meters this host's CPU and DRAM
         try:
-            self._monitor = ZeusMonitor(
-                gpu_indices=list(gpu_indices) if gpu_indices is not None else None
-            )
+            self._monitor = ZeusMonitor(**kwargs)
         except Exception as exc:  # zeus raises its own error types, or RuntimeError
             raise InstrumentError(f"zeus could not start: {exc}") from exc
         self._gpus = _visible_gpus(env if env is not None else os.environ, gpu_indices)
         self._keys = itertools.count()
         self._key: str | None = None
-        self._devices = [self._gpu_ref(i) for i in self._monitor.gpu_indices] + [
-            self._cpu_ref(i, "cpu") for i in getattr(self._monitor, "cpu_indices", [])
-        ]
+        self._devices = self._probe_devices()
         if not self._devices:
             raise InstrumentError("zeus found no GPU and no RAPL zone it can measure here")
         self.warnings.append(
             "energy measured by Zeus (method 'zeus'); confidence is llem's judgement of how "
             "Zeus measures, not Zeus's own"
         )
+        if not include_host:
+            self.warnings.append(
+                "this process does not meter the host's CPU and RAM (another process on the "
+                "same host does)"
+            )
+
+    def _probe_devices(self) -> list[DeviceRef]:
+        """Every device Zeus reports, from an empty window opened and closed now.
+
+        Zeus adds DRAM zones only in a window's result, so without this the device list (and
+        a cached idle baseline's keys) would miss them until the first real window.
+        """
+        try:
+            self._begin()
+            devices, _, _ = self._end()
+        except Exception:  # a probe that fails leaves the list Zeus's constructor gives
+            self._key = None
+            return [self._gpu_ref(i) for i in self._monitor.gpu_indices] + [
+                self._cpu_ref(i, "cpu") for i in getattr(self._monitor, "cpu_indices", [])
+            ]
+        return [DeviceRef(d.uid, d.label, d.kind, d.name) for d in devices]
 
     def _gpu_ref(self, index: int) -> DeviceRef:
         gpu = self._gpus.get(index)
@@ -185,8 +208,10 @@ class CodeCarbonMeter(LibraryMeter):
         country_iso_code: str = "USA",
         measure_power_secs: float = 1.0,
         powercap_root: Path | str = POWERCAP_ROOT,
+        include_host: bool = True,
     ) -> None:
         super().__init__(clock=clock, host=host or Host.local())
+        self._include_host = include_host
         try:
             from codecarbon import OfflineEmissionsTracker
         except ImportError as exc:
@@ -199,15 +224,23 @@ class CodeCarbonMeter(LibraryMeter):
         rapl = discover_rapl(powercap_root).status == "available"
         self._cpu_confidence: Confidence = "medium" if rapl else "low"
         name = self.host.hostname
-        has_gpu = bool(_visible_gpus(env if env is not None else os.environ, gpu_indices))
+        # gpu_indices == []: the engine uses no GPU, whatever CodeCarbon would find on its own.
+        self._use_gpu = gpu_indices is None or bool(list(gpu_indices))
+        has_gpu = self._use_gpu and bool(
+            _visible_gpus(env if env is not None else os.environ, gpu_indices)
+        )
         self._gpu_ref = DeviceRef(f"{name}:codecarbon:gpu", "gpu", "gpu")
         self._cpu_ref = DeviceRef(f"{name}:codecarbon:cpu", "cpu", "cpu", self.host.cpu_model)
         self._ram_ref = DeviceRef(f"{name}:codecarbon:ram", "ram", "ram")
         self._devices = [
             *([self._gpu_ref] if has_gpu else []),
-            self._cpu_ref,
-            self._ram_ref,
+            *([self._cpu_ref, self._ram_ref] if include_host else []),
         ]
+        if not include_host:
+            self.warnings.append(
+                "this process does not meter the host's CPU and RAM (another process on the "
+                "same host does); CodeCarbon's CPU and RAM figures are left out"
+            )
         self.warnings.append(
             f"energy measured by CodeCarbon (method 'codecarbon', power sampled every "
             f"{measure_power_secs:g} s, all GPUs together); "
@@ -241,9 +274,11 @@ class CodeCarbonMeter(LibraryMeter):
         if data is None:
             raise InstrumentError("CodeCarbon returned no energy data for the window")
         devices = []
-        if float(getattr(data, "gpu_count", 0) or 0) > 0 or float(data.gpu_energy or 0) > 0:
+        gpu_seen = float(getattr(data, "gpu_count", 0) or 0) > 0 or float(data.gpu_energy or 0) > 0
+        if gpu_seen and self._use_gpu:
             devices.append(self._device(self._gpu_ref, data.gpu_energy * _J_PER_KWH, "medium"))
-        conf = self._cpu_confidence
-        devices.append(self._device(self._cpu_ref, data.cpu_energy * _J_PER_KWH, conf))
-        devices.append(self._device(self._ram_ref, data.ram_energy * _J_PER_KWH, conf))
+        if self._include_host:
+            conf = self._cpu_confidence
+            devices.append(self._device(self._cpu_ref, data.cpu_energy * _J_PER_KWH, conf))
+            devices.append(self._device(self._ram_ref, data.ram_energy * _J_PER_KWH, conf))
         return devices, float(data.duration), []

@@ -8,14 +8,16 @@ samples in between (power polling, RAPL wrap tracking) are fed by the one teleme
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from llenergymeasure.domain.energy import DeviceEnergy, DeviceKind, EnergyMetrics
+from llenergymeasure.domain.energy import BaselineInfo, DeviceEnergy, DeviceKind, EnergyMetrics
 from llenergymeasure.domain.metrics import Confidence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +60,8 @@ class ChannelEnergy:
 
     energy_j: float
     warnings: list[str] = field(default_factory=list)
+    #: Lower than the channel's own when this window's reading is doubtful (a stuck counter).
+    confidence: Confidence | None = None
 
 
 class Channel(ABC):
@@ -121,6 +125,18 @@ class TrapezoidIntegrator:
             return self._energy_j
 
 
+#: Relative difference under which raw and idle energy count as equal (float rounding, e.g. a
+#: constant estimate whose baseline is the same power: 0.3 J against 0.1 W x 3 s).
+FLOOR_RTOL = 1e-6
+
+
+def below_idle(energy_j: float, idle_j: float) -> bool:
+    """True when raw energy is below idle energy by more than rounding (worth a warning)."""
+    return energy_j < idle_j and not math.isclose(
+        energy_j, idle_j, rel_tol=FLOOR_RTOL, abs_tol=1e-9
+    )
+
+
 @dataclass(frozen=True)
 class Baseline:
     """Idle power per device (by uid), and whether it was measured now, cached, or not at all."""
@@ -130,6 +146,28 @@ class Baseline:
     duration_sec: float = 0.0
     measured_at_unix: float | None = None
     warnings: tuple[str, ...] = ()
+    #: Power samples taken during the idle window (None: unknown, e.g. an old cache entry).
+    samples: int | None = None
+    #: Rest after the last work before the idle window began.
+    settle_sec: float = 0.0
+
+    def info(self, window_start_unix: float | None = None) -> BaselineInfo | None:
+        """How this baseline was obtained, for the result (None when there is none)."""
+        if self.method == "none":
+            return None
+        age = None
+        if window_start_unix is not None and self.measured_at_unix is not None:
+            age = max(0.0, window_start_unix - self.measured_at_unix)
+        return BaselineInfo(
+            method=self.method,
+            duration_sec=max(0.0, self.duration_sec),
+            samples=self.samples,
+            settle_sec=self.settle_sec,
+            measured_at=datetime.fromtimestamp(self.measured_at_unix, timezone.utc)
+            if self.measured_at_unix is not None
+            else None,
+            age_sec=age,
+        )
 
     @classmethod
     def none(cls, reason: str | None = None) -> Baseline:
@@ -141,7 +179,11 @@ class Baseline:
         if self.method == "none":
             return "no idle baseline"
         parts = ", ".join(f"{uid}: {w:.2f} W" for uid, w in self.power_w.items())
-        return f"idle baseline ({self.method}): {parts}"
+        samples = f", {self.samples} samples" if self.samples is not None else ""
+        return (
+            f"idle baseline ({self.method}, {self.duration_sec:.1f} s{samples} after "
+            f"{self.settle_sec:g} s at rest): {parts}"
+        )
 
 
 @dataclass
@@ -160,6 +202,8 @@ class EnergyWindow:
     start_monotonic_sec: float
     end_monotonic_sec: float
     baseline_method: BaselineMethod = "none"
+    #: Wall-clock start (Unix seconds), for the age of the baseline applied.
+    start_unix_sec: float | None = None
     _applied: Baseline | None = field(default=None, repr=False)
 
     def apply_baseline(self, baseline: Baseline | None) -> EnergyWindow:
@@ -182,7 +226,7 @@ class EnergyWindow:
         for device in self.devices:
             idle_w = float(baseline.power_w[device.uid])
             idle_j = idle_w * self.duration_sec
-            if device.energy_j < idle_j:
+            if below_idle(device.energy_j, idle_j):
                 self.warnings.append(
                     f"{device.label}: idle-adjusted energy floored at 0 J (raw "
                     f"{device.energy_j:.3f} J < idle {idle_w:.2f} W x {self.duration_sec:.3f} s); "
@@ -203,8 +247,12 @@ class EnergyWindow:
     def to_energy_metrics(self, baseline: Baseline | None = None) -> EnergyMetrics:
         """The window as the result's EnergyMetrics (raw, and idle-adjusted when a baseline)."""
         self.apply_baseline(baseline)
+        applied = self._applied
         return EnergyMetrics.from_devices(
-            self.devices, self.duration_sec, baseline_method=self.baseline_method
+            self.devices,
+            self.duration_sec,
+            baseline_method=self.baseline_method,
+            baseline_info=applied.info(self.start_unix_sec) if applied is not None else None,
         )
 
     def energy_j(self, label_or_uid: str) -> float:
@@ -227,6 +275,7 @@ class EnergyMeter(ABC):
         self.warnings = list(warnings)
         self._sampler: TelemetrySampler | None = None
         self._open_at: float | None = None
+        self._open_unix: float | None = None
         self._label: WindowLabel = "measurement"
 
     @property
@@ -265,6 +314,7 @@ class EnergyMeter(ABC):
             sync()
         t0 = self.clock()
         self._open_at, self._label = t0, label
+        self._open_unix = time.time()
         try:
             self._start(t0)
         except BaseException:
@@ -295,6 +345,7 @@ class EnergyMeter(ABC):
             warnings=[*self.warnings, *notes],
             start_monotonic_sec=t0,
             end_monotonic_sec=t1,
+            start_unix_sec=self._open_unix,
         )
         return window.apply_baseline(baseline)
 
@@ -302,9 +353,14 @@ class EnergyMeter(ABC):
         """Channels the telemetry thread should sample (none for library adapters)."""
         return []
 
-    def attach_sampler(self, sampler: TelemetrySampler) -> None:
-        """Let a telemetry sampler feed this meter, so one thread serves both."""
+    def attach_sampler(self, sampler: TelemetrySampler | None) -> None:
+        """Let a telemetry sampler feed this meter, so one thread serves both (None: detach)."""
         self._sampler = sampler
+
+    @property
+    def attached_sampler(self) -> TelemetrySampler | None:
+        """The sampler told about this meter's windows, if any."""
+        return self._sampler
 
     def sampler_state_changed(self) -> None:  # noqa: B027 - optional hook
         """Called by an attached sampler when it starts or stops."""

@@ -20,6 +20,10 @@ from llenergymeasure.errors import InstrumentError
 
 INSTRUMENTS = ("auto", "nvml", "rapl", "zeus", "codecarbon", "estimate")
 DEFAULT_POLL_INTERVAL_SEC = 0.1
+NOT_HOST_NOTE = (
+    "this process does not meter the host's CPU and RAM (another process on the same host does)"
+)
+NO_GPU_NOTE = "NVML not used: the engine runs on no GPU, so no GPU is metered"
 
 
 class _Parts:
@@ -49,6 +53,9 @@ def _add_nvml(
     from llenergymeasure.energy.nvml import build_nvml_channels
     from llenergymeasure.energy.nvml_api import Nvml, NvmlError
 
+    if gpu_indices is not None and not list(gpu_indices) and not strict:
+        parts.warnings.append(NO_GPU_NOTE)  # a CPU run must not meter the host's idle GPUs
+        return
     try:
         nvml = Nvml()
     except NvmlError as exc:
@@ -56,6 +63,12 @@ def _add_nvml(
             raise InstrumentError(f"instrument 'nvml' is unavailable: {exc.reason}") from exc
         parts.warnings.append(f"NVML skipped: {exc.reason}")
         return
+    if gpu_indices is not None and not list(gpu_indices):
+        nvml.close()
+        raise InstrumentError(
+            "instrument 'nvml' has nothing to measure: the engine runs on no GPU "
+            "(device_map cpu); use energy: auto, rapl or estimate"
+        )
     try:
         gpus, notes = resolve_gpus(nvml, env, gpu_indices, strict=strict)
         parts.warnings.extend(notes)
@@ -115,7 +128,8 @@ def create_meter(
 ) -> EnergyMeter:
     """An energy meter for this process's devices.
 
-    ``gpu_indices`` are CUDA ordinals in this process (None: every visible GPU);
+    ``gpu_indices`` are CUDA ordinals in this process (None: every visible GPU; an empty list:
+    the engine uses no GPU, so none is metered);
     ``poll_interval_sec`` paces power polling for GPUs without an energy counter.
     ``include_host=False`` leaves out the host's CPU and RAM (with several processes on one
     host, only one of them meters the host, so nothing is counted twice). ``clock``, ``env``,
@@ -127,15 +141,25 @@ def create_meter(
         )
     env = os.environ if env is None else env
     host = host or Host.local()
-    if instrument == "zeus":
-        from llenergymeasure.energy.adapters import ZeusMeter
+    if instrument in ("zeus", "codecarbon"):
+        if not include_host and gpu_indices is not None and not list(gpu_indices):
+            # No GPU of its own and the host metered elsewhere: nothing for the library to do.
+            return ChannelMeter([], clock=clock, warnings=[NO_GPU_NOTE, NOT_HOST_NOTE])
+        if instrument == "zeus":
+            from llenergymeasure.energy.adapters import ZeusMeter
 
-        return ZeusMeter(gpu_indices, clock=clock, env=env, host=host)
-    if instrument == "codecarbon":
+            return ZeusMeter(
+                gpu_indices, clock=clock, env=env, host=host, include_host=include_host
+            )
         from llenergymeasure.energy.adapters import CodeCarbonMeter
 
         return CodeCarbonMeter(
-            gpu_indices, clock=clock, env=env, host=host, powercap_root=powercap_root
+            gpu_indices,
+            clock=clock,
+            env=env,
+            host=host,
+            powercap_root=powercap_root,
+            include_host=include_host,
         )
 
     parts = _Parts()
@@ -143,10 +167,7 @@ def create_meter(
         if not include_host and instrument in ("auto", "rapl", "estimate"):
             if instrument == "auto":
                 _add_nvml(parts, gpu_indices, env, poll_interval_sec, strict=False)
-            parts.warnings.append(
-                "this process does not meter the host's CPU and RAM (another process on the "
-                "same host does)"
-            )
+            parts.warnings.append(NOT_HOST_NOTE)
         elif instrument == "nvml":
             _add_nvml(parts, gpu_indices, env, poll_interval_sec, strict=True)
         elif instrument == "rapl":

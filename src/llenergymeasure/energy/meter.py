@@ -16,10 +16,10 @@ from llenergymeasure.energy.base import (
 class ChannelMeter(EnergyMeter):
     """Reads every channel at both window edges; starts a poll thread only when one is needed.
 
-    When a :class:`TelemetrySampler` is attached and running, its thread feeds the channels
-    that need samples inside the window (power polling, RAPL wrap tracking); otherwise the
-    meter runs its own, non-recording sampler for the window's duration. Either way a single
-    thread samples the devices.
+    When a :class:`TelemetrySampler` is attached and running often enough, its thread feeds
+    the channels that need samples inside the window (power polling, RAPL wrap tracking);
+    otherwise the meter runs its own, non-recording poller for the window's duration, at the
+    interval those channels need, for those channels only.
     """
 
     def __init__(
@@ -75,7 +75,7 @@ class ChannelMeter(EnergyMeter):
                     name=channel.device.name,
                     energy_j=measured.energy_j,
                     method=channel.method,
-                    confidence=channel.confidence,
+                    confidence=measured.confidence or channel.confidence,
                 )
             )
         return devices, None, notes
@@ -87,13 +87,22 @@ class ChannelMeter(EnergyMeter):
         self._update_polling()
 
     def _update_polling(self) -> None:
-        """Run the meter's own poller iff a window is open, a channel needs samples, and no
-        attached sampler is running."""
+        """Run the meter's own poller iff a window is open and a channel needs samples more
+        often than a running attached sampler gives them (or no sampler runs).
+
+        Power polling keeps its own interval (100 ms) whatever the telemetry interval (up to
+        10 s): a GPU without an energy counter is never integrated from telemetry-sized steps.
+        """
         from llenergymeasure.energy.telemetry import TelemetrySampler
 
-        needy = [c for c in self.channels if c.max_poll_interval_sec is not None]
-        sampler_running = self._sampler is not None and self._sampler.running
-        want = self._open_at is not None and bool(needy) and not sampler_running
+        sampler = self._sampler if self._sampler is not None and self._sampler.running else None
+        needy = [
+            c
+            for c in self.channels
+            if c.max_poll_interval_sec is not None
+            and (sampler is None or sampler.interval_sec > c.max_poll_interval_sec)
+        ]
+        want = self._open_at is not None and bool(needy)
         poller = self._own_poller
         if want and poller is None:
             interval = min(c.max_poll_interval_sec or 0.0 for c in needy)

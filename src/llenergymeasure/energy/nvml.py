@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from llenergymeasure.domain.metrics import Confidence
 from llenergymeasure.energy.base import (
     Channel,
     ChannelEnergy,
@@ -159,12 +160,14 @@ class NvmlCounterChannel(NvmlChannel):
                 f"{MIN_UPDATES_PER_WINDOW} updates of the NVML energy counter (~{shortest:.1f} s); "
                 "its energy may be off by up to one update's worth"
             )
+        confidence: Confidence | None = None
         if delta_mj == 0 and duration > 0:
+            confidence = "low"
             warnings.append(
                 f"{self.label}: the NVML energy counter did not advance in {duration:.3f} s; "
-                "0 J is a counter-resolution artefact, not a measurement"
+                "0 J is a counter-resolution artefact, not a measurement (confidence low)"
             )
-        return ChannelEnergy(energy_j=delta_mj / 1000.0, warnings=warnings)
+        return ChannelEnergy(energy_j=delta_mj / 1000.0, warnings=warnings, confidence=confidence)
 
 
 class NvmlPowerChannel(NvmlChannel):

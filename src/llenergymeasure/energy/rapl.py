@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llenergymeasure.domain.energy import DeviceKind
+from llenergymeasure.domain.metrics import Confidence
 from llenergymeasure.energy.base import Channel, ChannelEnergy, DeviceRef, TelemetryReading
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
+#: RAPL counters update about every millisecond; one that has not moved in this long is stuck.
+STUCK_AFTER_SEC = 0.05
 #: Power assumed when working out how fast a counter can wrap (above any CPU package's draw).
 ASSUMED_MAX_POWER_W = 1000.0
 
@@ -157,6 +160,7 @@ class RaplChannel(Channel):
         self._window_last_uj = 0
         self._window_uj = 0
         self._last_read_t = 0.0
+        self._window_t0 = 0.0
         self._longest_gap_sec = 0.0
         self._sample_last: tuple[float, int] | None = None
 
@@ -180,6 +184,7 @@ class RaplChannel(Channel):
             self._window_last_uj = self.read_uj()
             self._window_uj = 0
             self._last_read_t, self._longest_gap_sec = t, 0.0
+            self._window_t0 = t
             self._open = True
 
     def sample(self, t: float) -> TelemetryReading:
@@ -202,14 +207,23 @@ class RaplChannel(Channel):
             self._open = False
             energy_j = self._window_uj / 1e6
             gap = self._longest_gap_sec
+            duration = t - self._window_t0
         warnings = []
+        confidence: Confidence | None = None
+        if self._window_uj == 0 and duration >= STUCK_AFTER_SEC:
+            confidence = "low"
+            warnings.append(
+                f"{self.device.label}: the RAPL energy counter did not advance in {duration:.3f} s "
+                "(common on virtual machines, which expose a counter the host does not update); "
+                "0 J is not a measurement (confidence low)"
+            )
         if gap > self.zone.wrap_sec:
             warnings.append(
                 f"{self.device.label}: {gap:.0f} s passed between two RAPL reads, longer than the "
                 f"{self.zone.wrap_sec:.0f} s in which its counter can wrap; if it wrapped twice "
                 "the energy is too low"
             )
-        return ChannelEnergy(energy_j=energy_j, warnings=warnings)
+        return ChannelEnergy(energy_j=energy_j, warnings=warnings, confidence=confidence)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -66,6 +66,11 @@ class TelemetrySampler:
             self.meter.attach_sampler(self)
 
     @property
+    def ticks(self) -> int:
+        """Ticks recorded so far."""
+        return len(self._tick_times)
+
+    @property
     def running(self) -> bool:
         """True between start() and stop()."""
         return self._active

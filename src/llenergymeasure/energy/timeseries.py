@@ -3,7 +3,7 @@
 Rows are one sample of one device, stored in typed arrays (8 bytes a value: an hour of 8 GPUs at
 10 Hz is ~25 MB), a missing float as NaN and a missing reason mask as -1. A tick's throttle
 state holds until the next tick, so the throttled duration is exact to within one sample
-interval; timestamps are seconds from the measurement window's start.
+interval; throttled intervals and timestamps are seconds from the measurement window's start.
 """
 
 from __future__ import annotations
@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.domain.metrics import THROTTLING_REASONS_MASK, ThermalThrottleInfo
+from llenergymeasure.domain import timeseries as col
+from llenergymeasure.domain.intervals import (
+    ThrottleCause,
+    ThrottleInterval,
+    merge_intervals,
+    union_sec,
+)
+from llenergymeasure.domain.metrics import (
+    THROTTLING_REASONS_MASK,
+    ThermalThrottleInfo,
+    throttle_causes,
+)
 from llenergymeasure.energy.base import DeviceRef
 from llenergymeasure.files import atomic_write
 
-#: Raw columns the sampler appends to, in order.
+#: Raw columns the sampler appends to, in order (the file's columns: domain.timeseries).
 COLUMNS = (
     "tick",
     "monotonic_sec",
@@ -32,14 +43,7 @@ COLUMNS = (
     "utilization_pct",
     "clock_event_reasons",
 )
-FLOAT_COLUMNS = (
-    "power_w",
-    "energy_counter_j",
-    "temperature_c",
-    "sm_clock_mhz",
-    "memory_used_mb",
-    "utilization_pct",
-)
+FLOAT_COLUMNS = col.FLOAT_COLUMNS
 #: Stand-in for a missing clock-event-reason mask in the int64 column.
 NO_REASONS = -1
 
@@ -127,8 +131,7 @@ class Telemetry:
                 max_temperature = temp if max_temperature is None else max(max_temperature, temp)
         times = self.tick_times
         mask_in_window = 0
-        duration = 0.0
-        stamps: list[float] = []
+        pieces: dict[ThrottleCause, list[tuple[float, float]]] = {}
         for k, t_k in enumerate(times):
             mask = tick_mask.get(k, 0)
             seg_end = times[k + 1] if k + 1 < len(times) else max(end, t_k)
@@ -136,10 +139,17 @@ class Telemetry:
             if overlap < 0 or (overlap == 0 and not start <= t_k <= end):
                 continue
             mask_in_window |= mask
-            if mask & THROTTLING_REASONS_MASK:
-                duration += overlap
-                if start <= t_k <= end:
-                    stamps.append(t_k - start)
+            span = (max(t_k, start) - start, min(seg_end, end) - start)
+            for cause in throttle_causes(mask & THROTTLING_REASONS_MASK):
+                pieces.setdefault(cause, []).append(span)
+        intervals = sorted(
+            (
+                ThrottleInterval(start_sec=a, end_sec=b, cause=cause)
+                for cause, spans in pieces.items()
+                for a, b in merge_intervals(spans)  # an hour throttled: one interval, not 36k
+            ),
+            key=lambda i: (i.start_sec, i.cause),
+        )
         flags = ThermalThrottleInfo.from_reasons(mask_in_window)
         return ThermalThrottleInfo(
             sw_thermal=flags.sw_thermal,
@@ -147,9 +157,10 @@ class Telemetry:
             hw_power=flags.hw_power,
             thermal=flags.thermal,
             power=flags.power,
-            throttle_duration_sec=duration,
+            throttle_duration_sec=union_sec((i.start_sec, i.end_sec) for i in intervals),
             max_temperature_c=max_temperature,
-            throttle_timestamps=stamps,
+            throttle_timestamps=sorted({i.start_sec for i in intervals}),
+            throttle_intervals=intervals,
         )
 
     def to_table(self) -> Any:
@@ -170,22 +181,33 @@ class Telemetry:
         reasons = c["clock_event_reasons"]
         missing = reasons == NO_REASONS
         arrays = {
-            "tick": pa.array(c["tick"].astype(np.int32)),
-            "t_sec": pa.array(c["monotonic_sec"] - self.start_monotonic_sec),
-            "monotonic_sec": pa.array(c["monotonic_sec"]),
-            "device": labels("label"),
-            "uid": labels("uid"),
-            "kind": labels("kind"),
-            **{name: pa.array(c[name], mask=np.isnan(c[name])) for name in FLOAT_COLUMNS},
-            "clock_event_reasons": pa.array(reasons, mask=missing),
-            "throttled": pa.array((reasons & THROTTLING_REASONS_MASK) != 0, mask=missing),
+            col.TICK: pa.array(c["tick"].astype(np.int32)),
+            col.TIME_SEC: pa.array(c["monotonic_sec"] - self.time_origin_monotonic_sec),
+            col.MONOTONIC_SEC: pa.array(c["monotonic_sec"]),
+            col.DEVICE: labels("label"),
+            col.UID: labels("uid"),
+            col.KIND: labels("kind"),
+            **{name: pa.array(c[name], mask=np.isnan(c[name])) for name in col.FLOAT_COLUMNS},
+            col.CLOCK_EVENT_REASONS: pa.array(reasons, mask=missing),
+            col.THROTTLED: pa.array((reasons & THROTTLING_REASONS_MASK) != 0, mask=missing),
         }
+        assert tuple(arrays) == col.COLUMNS, "the file's columns are defined in domain.timeseries"
         table = pa.table(arrays)
         return table.replace_schema_metadata({"llenergymeasure": json.dumps(self.metadata())})
+
+    @property
+    def time_origin_monotonic_sec(self) -> float:
+        """Where the file's time axis starts: the measurement window (else the sampler) start."""
+        window = self.measurement_window
+        return window[0] if window is not None else self.start_monotonic_sec
 
     def metadata(self) -> dict[str, Any]:
         """Context stored beside the rows: interval, windows, devices, the thread's cost."""
         return {
+            "time_origin": "measurement window start"
+            if self.measurement_window is not None
+            else "sampler start",
+            "time_origin_monotonic_sec": self.time_origin_monotonic_sec,
             "interval_sec": self.interval_sec,
             "start_monotonic_sec": self.start_monotonic_sec,
             "stop_monotonic_sec": self.stop_monotonic_sec,

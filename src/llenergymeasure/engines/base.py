@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,30 @@ def stopped_at_eos(
 ) -> list[bool]:
     """Whether each sequence's last counted token is an EOS."""
     return [n > 0 and row[n - 1] in eos_ids for row, n in zip(generated, counts, strict=True)]
+
+
+def cuda_indices(devices: Iterable[object], current_device: Callable[[], int]) -> list[int]:
+    """CUDA ordinals named by device-map values, sorted and each once.
+
+    ``3``, ``"cuda:3"`` and ``torch.device("cuda", 3)`` name device 3; ``"cuda"`` (no index)
+    names the current device, asked of ``current_device`` only then; ``"cpu"``, ``"disk"``,
+    ``"meta"`` and the like name no GPU.
+    """
+    found: set[int] = set()
+    for device in devices:
+        if isinstance(device, bool):
+            continue
+        if isinstance(device, int):
+            found.add(device)
+            continue
+        text = str(device).strip()
+        if text == "cuda":
+            found.add(int(current_device()))
+        elif text.startswith("cuda:") and text[5:].isdigit():
+            found.add(int(text[5:]))
+        elif text.isdigit():
+            found.add(int(text))
+    return sorted(found)
 
 
 class Engine(ABC):

@@ -1,9 +1,17 @@
-"""Built-in offline models: small random-weight causal LMs with a locally trained tokenizer.
+"""Built-in offline models: random-weight causal LMs with a locally trained tokenizer.
 
-They let `llem run` work with no network and no GPU. Each is built deterministically (fixed
-seeds, a tokenizer trained on the package's own prompt text) on first use into a cache
-directory, then loaded with ``from_pretrained`` like any local model. Their outputs are
-meaningless text; their cost per token is real.
+They let `llem run` work with no network. Each is built (fixed seeds, a tokenizer trained on the
+package's own prompt text) on first use into a cache directory, then loaded with
+``from_pretrained`` like any local model. Their outputs are meaningless text; their cost per
+token is real.
+
+Two kinds: tiny ones (a few million parameters, float32, for CPUs and tests) and ones with the
+shapes of real models (``llama-1b``: Llama-3.2-1B, ``qwen2-0.5b``: Qwen2-0.5B; bfloat16,
+including the real vocabulary size, so the embedding and LM head cost what they cost) that give
+a GPU tens of seconds of real load. Those are initialised directly on the GPU when there is one
+(seconds); on a CPU the build takes a minute or more. Only the first ``VOCAB_SIZE`` ids of a
+large vocabulary have tokens; the rest are padding rows, as in real checkpoints whose embedding
+is larger than their tokenizer.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ class BuiltinSpec:
     config_class: str
     config_kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: Vocabulary of the model's embedding and LM head; None: the tokenizer's size.
+    vocab_size: int | None = None
+    #: dtype the weights are built and saved in (what dtype ``auto`` loads on a GPU).
+    dtype: str = "float32"
 
 
 BUILTIN_MODELS: dict[str, BuiltinSpec] = {
@@ -56,6 +68,41 @@ BUILTIN_MODELS: dict[str, BuiltinSpec] = {
         config_class="GPT2Config",
         config_kwargs={"n_embd": 256, "n_layer": 4, "n_head": 8, "n_positions": 1024},
         description="GPT-2 architecture, 4 layers, ~3.7M parameters",
+    ),
+    "llama-1b": BuiltinSpec(
+        name="llama-1b",
+        config_class="LlamaConfig",
+        config_kwargs={
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 16,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 64,
+            "max_position_embeddings": 8192,
+            "tie_word_embeddings": True,
+        },
+        vocab_size=128256,
+        dtype="bfloat16",
+        description="Llama-3.2-1B shapes (16 layers, hidden 2048, GQA 32/8, vocab 128256, tied "
+        "embeddings), random weights, bfloat16, ~1.24B parameters",
+    ),
+    "qwen2-0.5b": BuiltinSpec(
+        name="qwen2-0.5b",
+        config_class="Qwen2Config",
+        config_kwargs={
+            "hidden_size": 896,
+            "intermediate_size": 4864,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 8192,
+            "tie_word_embeddings": True,
+        },
+        vocab_size=151936,
+        dtype="bfloat16",
+        description="Qwen2-0.5B shapes (24 layers, hidden 896, GQA 14/2, QKV bias, vocab 151936, "
+        "tied embeddings), random weights, bfloat16, ~0.49B parameters",
     ),
 }
 
@@ -123,26 +170,46 @@ def _train_tokenizer() -> Any:
     return wrapped
 
 
-def _build(spec: BuiltinSpec, target: Path) -> None:
-    """Build the model and tokenizer into a temp dir, then rename it into place atomically."""
-    import torch
+def model_config(spec: BuiltinSpec, tokenizer_size: int = VOCAB_SIZE) -> Any:
+    """The transformers config of a builtin model (no weights, no tokenizer training)."""
     import transformers
 
     config_class = getattr(transformers, spec.config_class)
-    tokenizer = _train_tokenizer()
-    config = config_class(
-        vocab_size=len(tokenizer),
+    return config_class(
+        vocab_size=spec.vocab_size or tokenizer_size,
         bos_token_id=BOS_ID,
         eos_token_id=EOS_ID,
         pad_token_id=PAD_ID,
         **spec.config_kwargs,
     )
-    generator_state = torch.random.get_rng_state()
+
+
+def _build_device(torch: Any, spec: BuiltinSpec) -> str:
+    """Where the weights are initialised: the GPU for the large bf16 models when there is one."""
+    if spec.dtype != "float32" and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def _build(spec: BuiltinSpec, target: Path) -> None:
+    """Build the model and tokenizer into a temp dir, then rename it into place atomically."""
+    import torch
+    import transformers
+
+    tokenizer = _train_tokenizer()
+    if spec.vocab_size is not None and spec.vocab_size < len(tokenizer):
+        raise ValueError(f"{spec.name}: vocab_size {spec.vocab_size} < tokenizer {len(tokenizer)}")
+    config = model_config(spec, len(tokenizer))
+    device = _build_device(torch, spec)
+    cpu_state = torch.random.get_rng_state()
     try:
-        torch.manual_seed(0)
-        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        torch.manual_seed(0)  # seeds the CUDA generators too (restored below only for the CPU)
+        with torch.device(device):
+            model = transformers.AutoModelForCausalLM.from_config(
+                config, dtype=getattr(torch, spec.dtype)
+            )
     finally:
-        torch.random.set_rng_state(generator_state)
+        torch.random.set_rng_state(cpu_state)
     model.generation_config.pad_token_id = PAD_ID
     model.generation_config.eos_token_id = EOS_ID
     model.generation_config.bos_token_id = BOS_ID

@@ -18,6 +18,7 @@ from llenergymeasure.engines.base import (
     Engine,
     PreparedBatch,
     count_generated_tokens,
+    cuda_indices,
     static_batch_traces,
     stopped_at_eos,
 )
@@ -236,14 +237,15 @@ class TransformersEngine(Engine):
 
     def gpu_indices(self) -> list[int]:
         devices = getattr(self._model, "hf_device_map", None) or {}
-        indices = {
-            int(str(d).split(":")[-1]) if str(d).startswith("cuda") else int(d)
-            for d in devices.values()
-            if isinstance(d, int) or str(d).startswith("cuda")
-        }
+        current = self._current_cuda_device
+        indices = cuda_indices(devices.values(), current)
         if not indices and self._device is not None and self._device.type == "cuda":
-            indices = {self._device.index or 0}
-        return sorted(indices)
+            indices = cuda_indices([self._device], current)
+        return indices
+
+    def _current_cuda_device(self) -> int:
+        """The device a bare 'cuda' means in this process (set by torch.cuda.set_device)."""
+        return int(self._torch.cuda.current_device())
 
     def memory_mb(self) -> tuple[float | None, float | None]:
         weights = self._model.get_memory_footprint() / 2**20

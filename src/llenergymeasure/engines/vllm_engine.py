@@ -17,6 +17,7 @@ vLLM starts its engine core in another process: scripts that use this engine nee
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from collections.abc import Sequence
@@ -45,6 +46,8 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def import_vllm() -> Any:
     """The vllm module, or one clear error when it is missing or too old."""
+    # vLLM logs every step of its start at INFO to stdout, over llem's own output.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     try:
         import vllm
     except ImportError as exc:
@@ -168,7 +171,8 @@ class VLLMEngine(Engine):
         else:
             kwargs.update(temperature=0.0)
         if cfg.vllm.stream:
-            kwargs["output_kind"] = self._vllm.sampling_params.RequestOutputKind.DELTA
+            kinds = importlib.import_module("vllm.sampling_params").RequestOutputKind
+            kwargs["output_kind"] = kinds.DELTA
         return self._vllm.SamplingParams(**kwargs)
 
     # ---- prompts -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,12 +24,16 @@ from llenergymeasure.domain.requests import with_arrival
 from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
 from llenergymeasure.engines.base import BatchOutput, Engine, PreparedBatch
 from llenergymeasure.engines.registry import create_engine
-from llenergymeasure.measure.environment import capture_environment
+from llenergymeasure.errors import LlemError
+from llenergymeasure.files import check_output_dir
+from llenergymeasure.locking import DirectoryLock
+from llenergymeasure.measure.environment import capture_environment, prefer_passive_omp_wait
 from llenergymeasure.measure.flops import compute_metrics
 from llenergymeasure.measure.progress import NullReporter, Reporter
-from llenergymeasure.measure.prompts import batched, load_prompt_ids
+from llenergymeasure.measure.prompts import batched, load_prompt_ids, read_prompt_file
 from llenergymeasure.measure.warmup import run_warmup
 from llenergymeasure.results.aggregation import aggregate
+from llenergymeasure.results.intensity import check_region
 from llenergymeasure.results.io import atomic_write_json, save_model, save_result
 from llenergymeasure.results.layout import (
     CONFIG_FILENAME,
@@ -44,14 +49,16 @@ log = logging.getLogger("llenergymeasure")
 
 
 def as_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
-    """Accept a config object, a mapping of fields, or a YAML path."""
+    """Accept a config object, a mapping of fields, or a YAML path (checked before measuring)."""
     if isinstance(config, ExperimentConfig):
-        check_prompt_file(config)
-        return config
-    if isinstance(config, (str, Path)):
-        return load_experiment_config(config)
-    result = validate(ExperimentConfig, config)
-    check_prompt_file(result)
+        result = config
+        check_prompt_file(result)
+    elif isinstance(config, (str, Path)):
+        result = load_experiment_config(config)
+    else:
+        result = validate(ExperimentConfig, config)
+        check_prompt_file(result)
+    check_region(result.carbon)  # an unknown grid region fails now, not after measuring
     return result
 
 
@@ -75,7 +82,10 @@ def run_log(out_dir: Path, filename: str = LOG_FILENAME) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        log.error("run ended early: %s", type(exc).__name__ if not str(exc) else exc)
+        if isinstance(exc, KeyboardInterrupt) and not str(exc):
+            log.error("run ended early: interrupted by Ctrl-C (SIGINT)")
+        else:
+            log.error("run ended early: %s", type(exc).__name__ if not str(exc) else exc)
         raise
     finally:
         log.removeHandler(handler)
@@ -95,27 +105,65 @@ def run_experiment(
     With ``config.processes > 1`` the work is spread over data-parallel worker processes and
     aggregated from their raw files (``allow_partial`` turns missing ones into warnings).
     """
+    prefer_passive_omp_wait()
     config = as_config(config)
     experiment_id = experiment_id or new_experiment_id(config)
     out_dir = Path(config.output_dir) / experiment_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with run_log(out_dir):
-        log.info("experiment %s: %s", experiment_id, config.model_dump_json())
-        atomic_write_json(out_dir / CONFIG_FILENAME, config.resolved())
-        environment = capture_environment(engine=config.engine)
-        save_model(environment, out_dir / ENVIRONMENT_FILENAME)
-        if config.processes > 1:
-            from llenergymeasure.measure.distributed import launch_workers
+    preflight(config, out_dir)
+    created = not out_dir.exists()
+    lock = DirectoryLock(out_dir, "experiment")
+    concurrent = lock.acquire()
+    try:
+        with run_log(out_dir):
+            log.info("experiment %s: %s", experiment_id, config.model_dump_json())
+            for line in concurrent:
+                log.warning(line)
+                (reporter or NullReporter()).message(f"warning: {line}")
+            atomic_write_json(out_dir / CONFIG_FILENAME, config.resolved())
+            environment = capture_environment(engine=config.engine)
+            save_model(environment, out_dir / ENVIRONMENT_FILENAME)
+            if config.processes > 1:
+                from llenergymeasure.measure.distributed import launch_workers
 
-            result = launch_workers(config, out_dir, allow_partial=allow_partial, reporter=reporter)
-        else:
-            process = measure_process(
-                config, experiment_id=experiment_id, out_dir=out_dir, reporter=reporter
-            )
-            result = aggregate([process], config=config.resolved(), environment=environment)
-            save_result(result, out_dir / RESULT_FILENAME)
-        log.info("wrote %s", out_dir / RESULT_FILENAME)
+                result = launch_workers(
+                    config, out_dir, allow_partial=allow_partial, reporter=reporter
+                )
+            else:
+                process = measure_process(
+                    config, experiment_id=experiment_id, out_dir=out_dir, reporter=reporter
+                )
+                result = aggregate(
+                    [process],
+                    config=config.resolved(),
+                    environment=environment,
+                    warnings=concurrent,
+                )
+                save_result(result, out_dir / RESULT_FILENAME)
+            log.info("wrote %s", out_dir / RESULT_FILENAME)
+    except LlemError:
+        if created and not (out_dir / RESULT_FILENAME).exists():
+            shutil.rmtree(out_dir, ignore_errors=True)  # a user error leaves no half directory
+        raise
+    finally:
+        lock.release()
     return result
+
+
+def preflight(config: ExperimentConfig, out_dir: Path) -> None:
+    """Every check that needs no model, made before anything is loaded or written.
+
+    The output location, the prompt file's content and the named energy instrument (opened
+    and closed again); the config's own checks (memory of the requests) ran when it was
+    loaded. Each failure is one LlemError line.
+    """
+    check_output_dir(config.output_dir, "output_dir")
+    check_output_dir(out_dir, "output_dir")
+    if config.prompts.source == "file" and config.prompts.path is not None:
+        read_prompt_file(config.prompts.path, limit=config.n_prompts)
+    if config.energy not in ("auto", "estimate"):
+        from llenergymeasure.energy import create_meter
+
+        create_meter(config.energy).close()
 
 
 def measure_process(
@@ -156,8 +204,9 @@ def measure_process(
         )
         precision = engine.precision()
         # Chosen now, so that an unavailable instrument fails before minutes of warmup.
+        # The engine's own GPUs, none on CPU: [] meters no GPU (None would meter them all).
         meter = create_meter(
-            config.energy, gpu_indices=engine.gpu_indices() or None, include_host=measure_host
+            config.energy, gpu_indices=engine.gpu_indices(), include_host=measure_host
         )
 
         try:
@@ -171,15 +220,22 @@ def measure_process(
                 ),
             )
             log.info("warmup: %s", warmup.model_dump_json(exclude={"latencies_ms"}))
-            if not warmup.converged and config.warmup.mode == "cv":
-                warnings.append(
-                    f"warmup did not converge: CV {warmup.final_cv:.3f} > target "
-                    f"{warmup.target_cv} after {warmup.iterations_completed} requests"
-                )
+            if (warmup_warning := warmup.warning()) is not None:
+                warnings.append(warmup_warning)
 
             sync()
-            reporter.stage("baseline", total=config.baseline_sec or None)
-            baseline = measure_baseline(meter, seconds=config.baseline_sec, cache=True)
+            idle_sec = (
+                config.baseline_sec + config.baseline_settle_sec if config.baseline_sec else 0
+            )
+            reporter.stage("baseline", total=idle_sec or None)
+            # After a rest (recorded), so that the devices have left warmup's power state.
+            baseline = measure_baseline(
+                meter,
+                seconds=config.baseline_sec,
+                cache=config.baseline_cache,
+                settle_sec=config.baseline_settle_sec,
+            )
+            log.info("%s", baseline.describe())
             sampler = TelemetrySampler(meter, interval_sec=config.telemetry_interval_sec)
 
             reporter.stage("measurement", total=len(window_batches))

@@ -34,6 +34,62 @@ def batch_shapes(outputs: list[BatchOutput]) -> dict[tuple[int, int, int], int]:
     return shapes
 
 
+def kept_shapes(outputs: list[BatchOutput]) -> dict[tuple[int, int], int]:
+    """Distinct (unpadded prompt length, tokens kept) of the sequences, and how many of each.
+
+    The useful work: each prompt without its padding, and decode up to the sequence's last
+    kept token (its EOS when it stopped early); a sequence that kept nothing adds nothing.
+    """
+    shapes: dict[tuple[int, int], int] = {}
+    for out in outputs:
+        for prompt, kept in zip(out.input_tokens, out.output_tokens, strict=True):
+            if prompt > 0 and kept > 0:
+                shapes[(prompt, kept)] = shapes.get((prompt, kept), 0) + 1
+    return shapes
+
+
+def _useful_flops(
+    model: Any, outputs: list[BatchOutput], method: str, precision: str
+) -> FlopsResult | None:
+    """FLOPs for the tokens kept, counted like the executed FLOPs.
+
+    One exception: when calflops counted the executed FLOPs, the useful ones come from the
+    architecture formula where it covers the model (calflops would run one generation per
+    distinct prompt length, minutes on a busy CPU; the formula matches the counter exactly on
+    the supported families and the executed count is cross-checked against it). The result's
+    ``method`` says which was used.
+    """
+    from llenergymeasure.compute.flops import estimate_flops
+
+    def count(chosen: str) -> list[FlopsResult]:
+        return [
+            estimate_flops(
+                model,
+                batch_size=n,
+                input_tokens=prompt,
+                output_tokens=kept,
+                method=chosen,
+                precision=precision,
+            )
+            for (prompt, kept), n in sorted(kept_shapes(outputs).items())
+        ]
+
+    parts = count("architecture") if method == "calflops" else count(method)
+    if method == "calflops" and any(r.method != "architecture" for r in parts):
+        parts = count("calflops")
+    if not parts:
+        return None
+    notes = list(dict.fromkeys(r.notes for r in parts if r.notes))
+    if method == "calflops" and parts[0].method == "architecture":
+        notes.insert(0, "useful FLOPs by the architecture formula (executed: calflops)")
+    return FlopsResult(
+        value=sum(r.value for r in parts),
+        method=weakest_flops_method(r.method for r in parts),
+        precision=parts[0].precision,
+        notes="; ".join(notes) or None,
+    )
+
+
 def compute_metrics(
     model: Any,
     outputs: list[BatchOutput],
@@ -44,7 +100,8 @@ def compute_metrics(
     model_memory_mb: float | None,
     device_names: list[str],
 ) -> tuple[ComputeMetrics, list[str]]:
-    """FLOPs over every measured batch (one estimate per distinct shape), rate and MFU."""
+    """Executed FLOPs over every measured batch (one estimate per distinct shape), the useful
+    FLOPs of the tokens kept, rates, and MFU (from the useful FLOPs)."""
     from llenergymeasure.compute.flops import FlopsBreakdown, estimate_flops_breakdown
     from llenergymeasure.compute.metrics import build_compute_metrics
 
@@ -74,9 +131,12 @@ def compute_metrics(
         prefill_flops=prefill,
         decode_flops=decode,
     )
+    # The useful count uses the method the executed count ended with (see _useful_flops).
+    useful = _useful_flops(model, outputs, weakest, precision.compute)
     compute = build_compute_metrics(
         total,
         precision,
+        useful=useful,
         output_tokens=inference.output_tokens,
         wall_time_sec=inference.inference_time_sec,
         device_names=device_names,

@@ -22,22 +22,28 @@ def builtin_prompts() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def read_prompt_file(path: Path) -> list[str]:
-    """Prompts from a .txt (one per line) or .jsonl file (a string, or 'prompt'/'text' key)."""
+def read_prompt_file(path: Path, limit: int | None = None) -> list[str]:
+    """Prompts from a .txt (one per line) or .jsonl file (a string, or 'prompt'/'text' key).
+
+    The file is read line by line and only up to ``limit`` prompts (the ones measured), so a
+    prompt file far larger than the experiment needs costs no memory.
+    """
+    prompts: list[str] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if limit is not None and len(prompts) >= limit:
+                    break
+                if not line.strip():
+                    continue
+                if path.suffix == ".jsonl":
+                    prompts.append(_jsonl_prompt(path, number, line))
+                else:
+                    prompts.append(line.strip())
     except FileNotFoundError:
         raise ConfigError(f"prompts.path: prompt file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"prompts.path: cannot read {path}: {exc}") from None
-    prompts: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            prompts.append(_jsonl_prompt(path, number, line))
-        else:
-            prompts.append(line.strip())
     if not prompts:
         raise ConfigError(f"prompts.path: {path} holds no prompts")
     return prompts
@@ -54,7 +60,10 @@ def _jsonl_prompt(path: Path, number: int, line: str) -> str:
         for key in ("prompt", "text"):
             if isinstance(item.get(key), str):
                 return item[key]
-    raise ConfigError(f"{path}, line {number}: expected a string or an object with 'prompt'")
+    raise ConfigError(
+        f"{path}, line {number}: expected a string, or an object with a string under "
+        "'prompt' or 'text'"
+    )
 
 
 def synthetic_prompts(engine: Engine, n: int, length: int, seed: int) -> list[list[int]]:
@@ -73,15 +82,18 @@ def load_prompt_ids(config: ExperimentConfig, engine: Engine) -> tuple[list[list
     if source.source == "synthetic":
         length = min(source.synthetic_input_tokens, config.max_input_tokens)
         return synthetic_prompts(engine, n, length, source.seed), warnings
-    texts = builtin_prompts() if source.source == "builtin" else read_prompt_file(source.path)  # type: ignore[arg-type]
+    if source.source == "builtin":
+        texts = builtin_prompts()
+    else:
+        texts = read_prompt_file(source.path, limit=n)  # type: ignore[arg-type]
     if len(texts) < n:
         warnings.append(f"the prompt set has {len(texts)} prompts; cycled to reach n_prompts={n}")
-    chosen = [texts[i % len(texts)] for i in range(n)]
-    ids = engine.tokenize(chosen)
-    empty = [i for i, row in enumerate(ids) if not row]
+    # Each distinct prompt is tokenized once; cycled prompts share its token-id list.
+    distinct = engine.tokenize(texts[: min(n, len(texts))])
+    empty = [i for i, row in enumerate(distinct) if not row]
     if empty:
         raise ConfigError(f"prompt {empty[0] + 1} tokenizes to nothing; remove empty prompts")
-    return ids, warnings
+    return [distinct[i % len(distinct)] for i in range(n)], warnings
 
 
 def batched(items: list[list[int]], batch_size: int) -> list[list[list[int]]]:

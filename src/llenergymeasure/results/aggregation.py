@@ -2,7 +2,8 @@
 
 Energy is summed per device and in total, never averaged; tokens are summed; wall time runs
 from the first process's start to the last one's end, and throughput is over that wall time;
-latency percentiles come from the pooled raw samples; throttle flags are OR-ed; warmup results
+latency percentiles come from the pooled raw samples; throttle flags are OR-ed and throttled
+intervals put on the first window's start, their union the duration; warmup results
 are kept per process; FLOPs are summed; NormalisedMetrics are recomputed from the totals.
 """
 
@@ -19,6 +20,7 @@ from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo
 from llenergymeasure.domain.results import EnvironmentSnapshot, ExperimentResult, RawProcessResult
 from llenergymeasure.errors import LlemError, ResultFileError
+from llenergymeasure.results.footprint import footprint
 from llenergymeasure.results.io import load_model, load_process_result, save_result
 from llenergymeasure.results.layout import (
     CONFIG_FILENAME,
@@ -60,9 +62,10 @@ def aggregate(
         inference.inference_time_sec,
         compute.flops.value,
         compute.precision,
+        adjusted_energy_j=energy.adjusted_energy_j,
     )
     all_warnings = list(dict.fromkeys([*warnings, *(w for p in procs for w in p.warnings)]))
-    return ExperimentResult(
+    result = ExperimentResult(
         experiment_id=first.experiment_id,
         config=config,
         config_hash=first.config_hash,
@@ -73,11 +76,15 @@ def aggregate(
         inference=inference,
         compute=compute,
         normalised=normalised,
-        thermal=ThermalThrottleInfo.merge(p.thermal for p in procs),
+        thermal=ThermalThrottleInfo.merge(
+            (p.thermal for p in procs),
+            [(p.start_time - start).total_seconds() for p in procs],  # one time origin
+        ),
         warmup=[p.warmup for p in procs if p.warmup is not None],
         warnings=all_warnings,
         process_results=list(procs),
     )
+    return footprint(result)  # carbon and cost: views on the figures above
 
 
 def window_overlap(process_results: Sequence[RawProcessResult]) -> float:

@@ -14,6 +14,9 @@ from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.errors import LlemError, ResultFileError
 from llenergymeasure.results.io import RESULT_FILENAME, load_result
 
+#: How many paths a warning about a duplicated experiment id names (the rest are counted).
+DUPLICATES_SHOWN = 3
+
 
 class ResultLookupError(LlemError):
     """An experiment id or path given on the command line matches no result (or several)."""
@@ -59,7 +62,9 @@ class ResultSet:
             seen.setdefault(item.result.experiment_id, []).append(item.path)
         for experiment_id, paths in seen.items():
             if len(paths) > 1:
-                where = ", ".join(str(p) for p in paths)
+                where = ", ".join(str(p) for p in paths[:DUPLICATES_SHOWN])
+                if len(paths) > DUPLICATES_SHOWN:
+                    where += f" and {len(paths) - DUPLICATES_SHOWN} more"
                 lines.append(
                     f"experiment id {experiment_id} appears in {len(paths)} files: {where}"
                 )

@@ -7,13 +7,14 @@ study summary, so a report stays right when results are added, removed or damage
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.domain.results import ExperimentResult
-from llenergymeasure.domain.study import MetricSummary
+from llenergymeasure.domain.study import ConfigurationStats, MetricSummary
 from llenergymeasure.results.collection import LoadedResult
 from llenergymeasure.results.records import config_int, config_text
 
@@ -47,25 +48,20 @@ class ConfigGroup:
         parts = [config_text(self.first, key) or "-" for key in ("model", "engine", "dtype")]
         return " / ".join(parts)
 
-    def summary(self, metric: Callable[[ExperimentResult], float]) -> MetricSummary:
-        """Summary of ``metric`` over this configuration's results."""
-        return MetricSummary.of([metric(m.result) for m in self.members])
+    @functools.cached_property
+    def stats(self) -> ConfigurationStats:
+        """The configuration's statistics, computed as the study summary computes them."""
+        return ConfigurationStats.of([m.result for m in self.members])
 
     @property
     def energy_per_token(self) -> MetricSummary:
-        """Raw joules per output token over cycles; results that generated nothing (whose
-        figure reads 0.0) are left out rather than pulling the mean down."""
-        values = [
-            m.result.energy_per_output_token_j
-            for m in self.members
-            if m.result.inference.output_tokens > 0
-        ]
-        return MetricSummary.of(values)
+        """Raw joules per output token over cycles (``NO_OUTPUT_RULE`` applies)."""
+        return self.stats.energy_per_output_token_j
 
     @property
     def tokens_per_second(self) -> MetricSummary:
         """Output tokens per second over cycles."""
-        return self.summary(lambda r: r.inference.tokens_per_second)
+        return self.stats.tokens_per_second
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -95,13 +91,17 @@ def _labels(groups: dict[str, list[LoadedResult]]) -> dict[str, str]:
 
     per_run = {k for runs in flats.values() for k in keys if len(values(runs, k)) > 1}
     firsts = {h: runs[0] for h, runs in flats.items()}
+    # A field only some configurations have (another engine's section) varies only where its
+    # values differ among the configurations that have it.
     varying = [
-        k for k in keys if k not in per_run and len({flat.get(k) for flat in firsts.values()}) > 1
+        k
+        for k in keys
+        if k not in per_run and len({flat[k] for flat in firsts.values() if k in flat}) > 1
     ]
     labels: dict[str, str] = {}
     for config_hash, flat in firsts.items():
         if varying:
-            text = ", ".join(f"{k.rsplit('.', 1)[-1]}={flat.get(k, '-')}" for k in varying)
+            text = ", ".join(f"{k.rsplit('.', 1)[-1]}={flat[k]}" for k in varying if k in flat)
         else:
             text = flat.get("model", config_hash[:8])
         labels[config_hash] = text

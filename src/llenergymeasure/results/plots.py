@@ -1,6 +1,7 @@
 """The report's plots, drawn with matplotlib's Agg canvas and returned as PNG bytes.
 
-matplotlib is an optional extra (``llenergymeasure[report]``), imported here only, on first use.
+matplotlib (a core dependency, so `llem report` works after the plain install) is imported here
+only, on first use.
 No pyplot: each figure is its own ``Figure`` on an Agg canvas, so no global state or display
 backend is touched.
 """
@@ -8,6 +9,7 @@ backend is touched.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,8 +32,9 @@ def _new_figure(width_in: float, height_in: float) -> Any:
         from matplotlib.figure import Figure
     except ImportError:
         raise ReportDependencyError(
-            "llem report draws its plots with matplotlib, which is not installed: "
-            "pip install 'llenergymeasure[report]'"
+            "llem report draws its plots with matplotlib, a dependency of llenergymeasure "
+            "that is missing here: pip install 'matplotlib>=3.7' (or reinstall with "
+            "pip install 'llenergymeasure[report]')"
         ) from None
     figure = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)
@@ -44,9 +47,16 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _mean(summary: MetricSummary) -> float:
+    """The mean to draw; NaN (nothing drawn) without values."""
+    return summary.mean if summary.mean is not None else math.nan
+
+
 def _whiskers(summaries: Sequence[MetricSummary]) -> list[list[float]]:
-    """Asymmetric error bars (mean - low, high - mean); zero for a single result."""
-    return [[s.mean - s.ci95_low for s in summaries], [s.ci95_high - s.mean for s in summaries]]
+    """Asymmetric error bars (mean - low, high - mean); none drawn below two results."""
+    low = [_mean(s) - s.ci95_low if s.ci95_low is not None else math.nan for s in summaries]
+    high = [s.ci95_high - _mean(s) if s.ci95_high is not None else math.nan for s in summaries]
+    return [low, high]
 
 
 def energy_throughput_png(groups: Sequence[ConfigGroup]) -> bytes:
@@ -73,9 +83,9 @@ def energy_throughput_png(groups: Sequence[ConfigGroup]) -> bytes:
         ),
     )
     for ax, summaries, title, colour, metric in panels:
-        ax.barh(positions, [s.mean for s in summaries], color=colour, alpha=0.75, height=0.6)
+        ax.barh(positions, [_mean(s) for s in summaries], color=colour, alpha=0.75, height=0.6)
         ax.errorbar(
-            [s.mean for s in summaries],
+            [_mean(s) for s in summaries],
             positions,
             xerr=_whiskers(summaries),
             fmt="none",
@@ -110,7 +120,7 @@ def batch_size_png(groups: Sequence[ConfigGroup]) -> bytes | None:
         summaries = [g.energy_per_token for g in members]
         ax.errorbar(
             [g.batch_size for g in members],
-            [s.mean for s in summaries],
+            [_mean(s) for s in summaries],
             yerr=_whiskers(summaries),
             marker="o",
             capsize=4,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
 
+from llenergymeasure.domain.energy import is_estimated
 from llenergymeasure.domain.results import ExperimentResult
 
 ColumnType = Literal["str", "int", "float", "bool"]
@@ -64,9 +65,18 @@ def config_int(result: ExperimentResult, key: str) -> int | None:
     return None
 
 
-def _per_token(energy_j: float | None, result: ExperimentResult) -> float | None:
-    tokens = result.inference.output_tokens
-    return energy_j / tokens if energy_j is not None and tokens else None
+def _estimated_energy_j(result: ExperimentResult) -> float:
+    return math.fsum(d.energy_j for d in result.energy.devices if is_estimated(d))
+
+
+def _warmup_mode(result: ExperimentResult) -> str | None:
+    modes = sorted({w.mode for w in result.warmup})
+    return "+".join(modes) or None
+
+
+def _warmup_elapsed_sec(result: ExperimentResult) -> float | None:
+    times = [w.elapsed_sec for w in result.warmup if w.elapsed_sec is not None]
+    return max(times) if times else None
 
 
 def _warmup_final_cv(result: ExperimentResult) -> float | None:
@@ -86,6 +96,82 @@ def _device_names(result: ExperimentResult) -> str | None:
     return ", ".join(dict.fromkeys(names)) if names else None
 
 
+def _of(part: str, attr: str) -> Callable[[ExperimentResult], Any]:
+    """A column source reading ``attr`` of the result's ``carbon`` or ``cost`` (None if absent)."""
+
+    def get(result: ExperimentResult) -> Any:
+        view = getattr(result, part)
+        return None if view is None else attrgetter(attr)(view)
+
+    return get
+
+
+#: Carbon and cost columns (views recomputable with `--region` etc.; see results/footprint.py).
+FOOTPRINT_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "co2e_g", "float", "gCO2e of the window: energy x PUE x intensity", _of("carbon", "co2e_g")
+    ),
+    Column(
+        "co2e_per_output_token_g",
+        "float",
+        "gCO2e per generated token",
+        _of("carbon", "co2e_per_output_token_g"),
+    ),
+    Column(
+        "carbon_energy_basis",
+        "str",
+        "energy used: raw or idle_adjusted",
+        _of("carbon", "energy_basis"),
+    ),
+    Column("pue", "float", "power usage effectiveness applied", _of("carbon", "pue")),
+    Column(
+        "carbon_intensity_g_per_kwh",
+        "float",
+        "grid carbon intensity (unit in carbon_intensity_unit)",
+        _of("carbon", "intensity.value_g_per_kwh"),
+    ),
+    Column(
+        "carbon_intensity_unit", "str", "what the intensity counts", _of("carbon", "intensity.unit")
+    ),
+    Column("carbon_region", "str", "grid region looked up", _of("carbon", "intensity.region")),
+    Column(
+        "carbon_intensity_method",
+        "str",
+        "user, codecarbon_table, llem_table or world_average",
+        _of("carbon", "intensity.method"),
+    ),
+    Column(
+        "carbon_intensity_source",
+        "str",
+        "dataset of the intensity",
+        _of("carbon", "intensity.source"),
+    ),
+    Column(
+        "carbon_intensity_year",
+        "int",
+        "year the intensity describes",
+        _of("carbon", "intensity.year"),
+    ),
+    Column(
+        "carbon_confidence",
+        "str",
+        "lower of energy and intensity confidence",
+        _of("carbon", "confidence"),
+    ),
+    Column("cost_usd", "float", "hardware cost of the window", _of("cost", "cost_usd")),
+    Column(
+        "cost_per_million_output_tokens_usd",
+        "float",
+        "hardware cost per million generated tokens",
+        _of("cost", "cost_per_million_output_tokens_usd"),
+    ),
+    Column("usd_per_gpu_hour", "float", "GPU price applied", _of("cost", "usd_per_gpu_hour")),
+    Column("usd_per_node_hour", "float", "node price applied", _of("cost", "usd_per_node_hour")),
+    Column("cost_gpu_count", "int", "GPUs priced", _of("cost", "gpu_count")),
+    Column("cost_node_count", "int", "nodes priced", _of("cost", "node_count")),
+)
+
+
 _LATENCY_LABELS = {
     "ttft": "time to first token (per request)",
     "itl": "inter-token latency (per token gap)",
@@ -94,14 +180,24 @@ _LATENCY_LABELS = {
 }
 
 
+def _latency_stat(kind: str, stat: str) -> Callable[[ExperimentResult], float | None]:
+    """A latency statistic, or None (empty cell) when the figure was not reported."""
+
+    def get(result: ExperimentResult) -> float | None:
+        stats = getattr(result.inference, kind)
+        return None if stats.method == "not_reported" else getattr(stats, f"{stat}_ms")
+
+    return get
+
+
 def _latency_columns(kind: str) -> list[Column]:
     label = _LATENCY_LABELS[kind]
     return [
         Column(
             f"{kind}_{stat}_ms",
             "float",
-            f"{stat} of {label}",
-            f"inference.{kind}.{stat}_ms",
+            f"{stat} of {label}; empty when not reported",
+            _latency_stat(kind, stat),
         )
         for stat in ("mean", "p50", "p90", "p95", "p99")
     ] + [
@@ -145,12 +241,18 @@ COLUMNS: tuple[Column, ...] = (
         "adjusted_energy_per_output_token_j",
         "float",
         "idle-adjusted energy per generated token",
-        lambda r: _per_token(r.energy.adjusted_energy_j, r),
+        "adjusted_energy_per_output_token_j",
     ),
     Column("total_energy_j", "float", "raw energy, all devices", "energy.total_energy_j"),
     Column("gpu_energy_j", "float", "raw GPU energy", "energy.gpu_energy_j"),
     Column("cpu_energy_j", "float", "raw CPU energy", "energy.cpu_energy_j"),
     Column("ram_energy_j", "float", "raw RAM energy", "energy.ram_energy_j"),
+    Column(
+        "estimated_energy_j",
+        "float",
+        "raw energy of devices whose figure is modelled, not metered (in the total)",
+        _estimated_energy_j,
+    ),
     Column(
         "adjusted_energy_j",
         "float",
@@ -165,6 +267,30 @@ COLUMNS: tuple[Column, ...] = (
         "baseline_method", "str", "how the idle baseline was obtained", "energy.baseline_method"
     ),
     Column(
+        "baseline_duration_sec",
+        "float",
+        "length of the idle window the baseline was measured over",
+        lambda r: r.energy.baseline.duration_sec if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_samples",
+        "int",
+        "power samples taken during the idle window",
+        lambda r: r.energy.baseline.samples if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_settle_sec",
+        "float",
+        "rest before the idle window",
+        lambda r: r.energy.baseline.settle_sec if r.energy.baseline else None,
+    ),
+    Column(
+        "baseline_age_sec",
+        "float",
+        "from the idle window's end to the measurement window's start",
+        lambda r: r.energy.baseline.age_sec if r.energy.baseline else None,
+    ),
+    Column(
         "arrival_model",
         "str",
         "how requests arrived: closed batches or all at once",
@@ -176,11 +302,22 @@ COLUMNS: tuple[Column, ...] = (
     *_latency_columns("request_latency"),
     Column("latency_method", "str", "how token times were taken", "inference.latency_method"),
     Column("latency_confidence", "str", "latency confidence", "inference.latency_confidence"),
-    Column("total_flops", "float", "FLOPs of the measured generation", "compute.flops.value"),
+    Column(
+        "total_flops",
+        "float",
+        "executed FLOPs of the measured generation (padding, steps after EOS included)",
+        "compute.flops.value",
+    ),
+    Column(
+        "useful_flops",
+        "float",
+        "FLOPs for the tokens kept (unpadded prompts, decode up to each last kept token)",
+        lambda r: r.compute.useful_flops.value if r.compute.useful_flops else None,
+    ),
     Column(
         "flops_per_output_token",
         "float",
-        "FLOPs per generated token",
+        "executed FLOPs per generated token",
         "compute.flops_per_output_token",
     ),
     Column("prefill_flops", "float", "FLOPs of the prefill", "compute.prefill_flops"),
@@ -204,11 +341,22 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "achieved_flops_per_sec",
         "float",
-        "FLOPs per second achieved",
+        "executed FLOPs per second",
         "compute.achieved_flops_per_sec",
     ),
-    Column("mfu", "float", "model FLOPs utilisation (achieved / peak)", "compute.mfu"),
-    Column("tokens_per_joule", "float", "output tokens per joule", "normalised.tokens_per_joule"),
+    Column(
+        "useful_flops_per_sec", "float", "useful FLOPs per second", "compute.useful_flops_per_sec"
+    ),
+    Column("mfu", "float", "model FLOPs utilisation (useful FLOPs/s / peak)", "compute.mfu"),
+    Column(
+        "tokens_per_joule", "float", "output tokens per raw joule", "normalised.tokens_per_joule"
+    ),
+    Column(
+        "adjusted_tokens_per_joule",
+        "float",
+        "output tokens per idle-adjusted joule",
+        "normalised.adjusted_tokens_per_joule",
+    ),
     Column(
         "tokens_per_effective_pflop",
         "float",
@@ -218,10 +366,11 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "tokens_per_second_per_watt",
         "float",
-        "throughput per watt",
+        "tokens per second / mean power (equals tokens per raw joule)",
         "normalised.tokens_per_second_per_watt",
     ),
     Column("effective_flops", "float", "FLOPs x precision factor", "normalised.effective_flops"),
+    *FOOTPRINT_COLUMNS,
     Column("throttled", "bool", "any throttling detected", "thermal.detected"),
     Column("throttled_thermal", "bool", "thermal throttling", "thermal.thermal"),
     Column("throttled_power", "bool", "power throttling", "thermal.power"),
@@ -236,6 +385,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("warmup_final_cv", "float", "largest final latency CV over processes", _warmup_final_cv),
     Column("warmup_target_cv", "float", "CV target of warmup", _warmup_target_cv),
     Column("warmup_iterations", "int", "most warmup iterations of a process", _warmup_iterations),
+    Column("warmup_mode", "str", "cv or fixed (as configured)", _warmup_mode),
+    Column("warmup_sec", "float", "longest warmup of a process, seconds", _warmup_elapsed_sec),
     Column("num_processes", "int", "process results aggregated", lambda r: len(r.process_results)),
     Column("gpu_names", "str", "GPU models in the environment", _device_names),
     Column("hostname", "str", "host", "environment.hostname"),

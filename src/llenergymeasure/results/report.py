@@ -15,22 +15,33 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure import __version__
+from llenergymeasure.domain.study import NO_OUTPUT_RULE, MetricSummary
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.results import plots
 from llenergymeasure.results.collection import ResultSet, load_results
-from llenergymeasure.results.groups import CI_LEVEL, ConfigGroup, MetricSummary, group_by_config
+from llenergymeasure.results.groups import CI_LEVEL, ConfigGroup, group_by_config
 from llenergymeasure.results.io import atomic_write_text
 from llenergymeasure.results.serving_report import section_html
 from llenergymeasure.results.telemetry import load_telemetry
-from llenergymeasure.results.views import fmt, throttle_causes, throttle_text
+from llenergymeasure.results.views import (
+    NO_SPREAD,
+    energy_by_kind_text,
+    fmt,
+    spread_texts,
+    throttle_causes,
+    throttle_text,
+    useful_share_text,
+)
 
 #: (id, heading) of every section, in page order; tests check each is present.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("energy-throughput", "Energy per output token and throughput per configuration"),
+    ("latency", "Request latency per configuration"),
     ("batch-size", "Energy per output token against batch size"),
     ("serving", "Serving: energy and latency against request rate"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
+    ("carbon-cost", "Carbon and cost per output token"),
     ("provenance", "Provenance"),
     ("warnings", "Warnings"),
 )
@@ -94,37 +105,72 @@ def _note(text: str) -> str:
     return f'<p class="note">{_e(text)}</p>'
 
 
-def _ci(summary: MetricSummary) -> str:
-    if summary.n < 2:
-        return fmt(summary.mean)
-    return f"{fmt(summary.mean)} ± {fmt(summary.half_width)}"
-
-
 def _energy_throughput(groups: Sequence[ConfigGroup]) -> str:
     rows = []
     for g in groups:
-        e, t = g.energy_per_token, g.tokens_per_second
-        rows.append(
-            (
-                g.label,
-                str(e.n),
-                _ci(e),
-                f"[{fmt(e.ci95_low)}, {fmt(e.ci95_high)}]",
-                _ci(t),
-                fmt(t.std),
-            )
-        )
-    headers = ("configuration", "n", "J/out tok", f"{CI_LEVEL:.0%} CI", "tok/s", "tok/s std")
+        _, _, e_ci, e_text = spread_texts(g.energy_per_token)
+        adjusted_text = spread_texts(g.stats.adjusted_energy_per_output_token_j)[3]
+        _, t_std, _, t_text = spread_texts(g.tokens_per_second)
+        n = str(g.energy_per_token.n)
+        rows.append((g.label, n, e_text, e_ci, adjusted_text, t_text, t_std))
+    headers = (
+        "configuration",
+        "n",
+        "J/out tok (raw)",
+        f"{CI_LEVEL:.0%} CI",
+        "J/out tok (idle-adjusted)",
+        "tok/s",
+        "tok/s std",
+    )
     caption = (
-        "J per output token: raw energy of all measured devices (not idle-adjusted) / generated "
-        f"tokens. Bars: mean over the configuration's results; whiskers: {CI_LEVEL:.0%} "
-        "Student-t confidence interval of the mean (shown when n ≥ 2); dots: single results."
+        "J per output token: raw energy of all measured devices / generated tokens (the plot); "
+        "the idle-adjusted figure subtracts each device's idle power over the window. "
+        f"Bars: mean over the configuration's results; whiskers: {CI_LEVEL:.0%} "
+        "Student-t confidence interval of the mean (it needs n ≥ 2; with one run the spread "
+        f"reads {NO_SPREAD}); dots: single results. Rule: {NO_OUTPUT_RULE}."
     )
     return (
         _img(plots.energy_throughput_png(groups), "J per output token and tokens per second")
         + f"<p>{_e(caption)}</p>"
-        + _table(headers, rows, numeric={1, 2, 3, 4, 5})
+        + _table(headers, rows, numeric={1, 2, 3, 4, 5, 6})
     )
+
+
+def _latency(groups: Sequence[ConfigGroup]) -> str:
+    """TTFT, TPOT, ITL and E2E medians per configuration (mean over its results), with how."""
+    figures = (
+        ("TTFT", lambda r: r.inference.ttft),
+        ("TPOT", lambda r: r.inference.tpot),
+        ("ITL", lambda r: r.inference.itl),
+        ("E2E", lambda r: r.inference.request_latency),
+    )
+    rows = []
+    for g in groups:
+        first = g.first.inference
+        cells = []
+        for _, stats_of in figures:
+            if stats_of(g.first).method == "not_reported":
+                cells.append("-")
+            else:
+                medians = [stats_of(m.result).p50_ms for m in g.members]
+                cells.append(spread_texts(MetricSummary.of(medians))[3])
+        methods = f"TTFT/TPOT/E2E {first.ttft.method}, ITL {first.itl.method}"
+        rows.append((g.label, first.arrival_model, str(len(g.members)), *cells, methods))
+    headers = (
+        "configuration",
+        "arrivals",
+        "n",
+        *(f"{name} p50 (ms)" for name, _ in figures),
+        "method",
+    )
+    caption = (
+        "Medians over each result's requests (ITL: over token gaps), then the mean over the "
+        f"configuration's results ± half the {CI_LEVEL:.0%} interval. TTFT = first token - "
+        "arrival; TPOT = (finish - first token) / (output tokens - 1); E2E = finish - arrival. "
+        "closed: a batch arrives when the previous one finished; all_at_once: every request at "
+        "the window start. '-': not reported (no per-token times)."
+    )
+    return f"<p>{_e(caption)}</p>" + _table(headers, rows, numeric={2, 3, 4, 5, 6})
 
 
 def _batch_size(groups: Sequence[ConfigGroup]) -> str:
@@ -187,12 +233,95 @@ def _warmup(groups: Sequence[ConfigGroup]) -> str:
     png = plots.warmup_png(groups)
     if png is None:
         return _note("No result records warmup latencies: no warmup curve to draw.")
-    converged = sum(1 for r in with_warmup if r.warmup_converged)
+    warmups = [w for r in with_warmup for w in r.warmup]
+    cv_mode = [w for w in warmups if w.mode == "cv"]
+    converged = sum(1 for w in cv_mode if w.converged)
+    fixed = len(warmups) - len(cv_mode)
     text = _img(png, "warmup CV per iteration against the target")
-    text += (
-        f"<p>Warmup converged (latency CV below the target) in {converged} of "
-        f"{len(with_warmup)} result(s) with warmup.</p>"
+    parts = []
+    if cv_mode:
+        parts.append(
+            f"Warmup until the latency CV reached its target converged in {converged} of "
+            f"{len(cv_mode)} process warmup(s)."
+        )
+    if fixed:
+        parts.append(
+            f"{fixed} process warmup(s) ran a fixed number of requests (no convergence sought; "
+            "the CV they reached is drawn)."
+        )
+    return text + f"<p>{_e(' '.join(parts))}</p>"
+
+
+def _carbon_cost(groups: Sequence[ConfigGroup]) -> str:
+    """One row per result: gCO2e and USD per token, with every factor and its source."""
+    headers = (
+        "experiment",
+        "configuration",
+        "gCO2e/out tok",
+        "gCO2e",
+        "intensity",
+        "region",
+        "intensity source",
+        "PUE",
+        "energy",
+        "confidence",
+        "USD/1M out tok",
+        "prices",
     )
+    rows: list[tuple[str, ...]] = []
+    world = 0
+    recomputed: set[str] = set()
+    for g in groups:
+        for m in g.members:
+            r, c, cost = m.result, m.result.carbon, m.result.cost
+            if c is None:
+                rows.append((r.experiment_id, g.label, *(["-"] * 10)))
+                continue
+            i = c.intensity
+            world += i.method == "world_average"
+            recomputed.update(
+                n for n in c.notes + (cost.notes if cost else []) if "recomputed" in n
+            )
+            prices = (
+                [
+                    f"{p:g} USD/{unit}-h x {n} {unit}"
+                    for p, unit, n in (
+                        (cost.usd_per_gpu_hour, "GPU", cost.gpu_count),
+                        (cost.usd_per_node_hour, "node", cost.node_count),
+                    )
+                    if p is not None
+                ]
+                if cost is not None
+                else []
+            )
+            rows.append(
+                (
+                    r.experiment_id,
+                    g.label,
+                    fmt(c.co2e_per_output_token_g),
+                    fmt(c.co2e_g),
+                    f"{fmt(i.value_g_per_kwh)} {i.unit}",
+                    fmt(i.region),
+                    f"{i.source} ({i.year if i.year is not None else 'year unknown'}; {i.method})",
+                    fmt(c.pue),
+                    c.energy_basis,
+                    c.confidence,
+                    fmt(cost.cost_per_million_output_tokens_usd) if cost else "-",
+                    " + ".join(prices) or "-",
+                )
+            )
+    caption = (
+        "gCO2e = energy (kWh) x PUE x grid carbon intensity; USD = price per hour x hardware "
+        "x window hours. Both are views on the stored energy and time: `llem report DIR "
+        "--region FR` (or --intensity, --pue, --usd-per-gpu-hour) redraws them without rerunning."
+    )
+    text = f"<p>{_e(caption)}</p>" + _table(headers, rows, numeric={2, 3, 7, 10})
+    for note in sorted(recomputed):
+        text += _note(f"For this report: {note}; the result files hold the run's own figures.")
+    if world:
+        text += _note(
+            f"{world} result(s) use the world-average intensity (no region given): low confidence."
+        )
     return text
 
 
@@ -202,9 +331,11 @@ def _provenance(groups: Sequence[ConfigGroup]) -> str:
         "configuration",
         "energy method",
         "energy confidence",
+        "energy by kind",
         "idle baseline",
         "FLOPs method",
         "FLOPs confidence",
+        "useful FLOPs share",
         "FLOPs notes",
         "latency method",
     )
@@ -218,9 +349,11 @@ def _provenance(groups: Sequence[ConfigGroup]) -> str:
                     g.label,
                     r.energy.method,
                     r.energy.confidence,
+                    energy_by_kind_text(r.energy),
                     r.energy.baseline_method,
                     r.compute.flops.method,
                     r.compute.flops.confidence,
+                    useful_share_text(r.compute),
                     fmt(r.compute.flops.notes),
                     f"{r.inference.latency_method} ({r.inference.latency_confidence}), "
                     f"{r.inference.arrival_model} arrivals; TTFT/TPOT/E2E "
@@ -238,10 +371,12 @@ def report_warnings(found: ResultSet, notes: Sequence[str]) -> list[str]:
         lines += [f"{r.experiment_id}: {w}" for w in r.warnings]
         if r.thermal.detected:
             lines.append(f"{r.experiment_id}: throttled ({', '.join(throttle_causes(r))})")
-        if r.warmup_converged is False:
-            lines.append(f"{r.experiment_id}: warmup did not converge")
+        for warmup in r.warmup:
+            text = warmup.warning()
+            if text is not None and not any(text in w for w in r.warnings):
+                lines.append(f"{r.experiment_id}: {text}")
         if r.inference.output_tokens == 0:
-            lines.append(f"{r.experiment_id}: generated no tokens; left out of J per token")
+            lines.append(f"{r.experiment_id}: generated no tokens ({NO_OUTPUT_RULE})")
     return lines + list(notes)
 
 
@@ -259,10 +394,12 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
     notes: list[str] = []
     bodies = {
         "energy-throughput": _energy_throughput(groups),
+        "latency": _latency(groups),
         "batch-size": _batch_size(groups),
         "serving": section_html(found.results),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
+        "carbon-cost": _carbon_cost(groups),
         "provenance": _provenance(groups),
     }
     warnings = report_warnings(found, notes)

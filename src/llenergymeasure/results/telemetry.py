@@ -1,8 +1,10 @@
 """Read an experiment's telemetry time series (Parquet) and find when the devices throttled.
 
-Columns used: ``timestamp_sec`` (seconds from the window start), ``device``, ``power_w``,
-``temperature_c``, ``throttle_reasons`` (NVML clock-event bitmask). Any of them but the timestamp
-may be missing or null; what cannot be drawn is said in ``Telemetry.notes``, never guessed.
+The columns are those of ``domain.timeseries`` (the writer's): ``time_sec`` (seconds from the
+process's window start), ``device``, ``power_w``, ``temperature_c`` and ``clock_event_reasons``
+(NVML bitmask); older names are read as today's. Every process's file is put on one time
+origin, the experiment's first window start. Any column but the time may be missing or null;
+what cannot be drawn is said in ``Telemetry.notes``, never guessed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.domain import timeseries as col
+from llenergymeasure.domain.intervals import merge_intervals
 from llenergymeasure.domain.metrics import THROTTLING_REASONS_MASK
 from llenergymeasure.domain.stats import percentile
 from llenergymeasure.results.collection import LoadedResult
@@ -46,21 +50,6 @@ class Telemetry:
     def throttled_sec(self) -> float:
         """Total time inside the throttled intervals."""
         return math.fsum(end - start for start, end in self.throttled)
-
-
-#: Gaps shorter than this (seconds) are float rounding, not a pause in throttling.
-_GAP_TOLERANCE_SEC = 1e-6
-
-
-def merge_intervals(intervals: list[Interval]) -> list[Interval]:
-    """Union of intervals: overlapping or touching ones joined, sorted by start."""
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1] + _GAP_TOLERANCE_SEC:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def sample_period(times: list[float]) -> float:
@@ -101,15 +90,25 @@ def _read(path: Path, telemetry: Telemetry) -> dict[str, list[Any]] | None:
     except Exception as exc:  # pyarrow raises several types for a damaged or foreign file
         telemetry.notes.append(f"telemetry file {path} cannot be read ({type(exc).__name__})")
         return None
-    if "timestamp_sec" not in table.column_names:
-        telemetry.notes.append(f"telemetry file {path} has no timestamp_sec column")
+    data: dict[str, list[Any]] = {}
+    for name in table.column_names:
+        current = col.LEGACY_NAMES.get(name, name)
+        if current not in data or name == current:
+            data[current] = table.column(name).to_pylist()
+    if col.TIME_SEC not in data:
+        telemetry.notes.append(f"telemetry file {path} has no {col.TIME_SEC} column")
         return None
-    return {name: table.column(name).to_pylist() for name in table.column_names}
+    return data
 
 
-def _files(item: LoadedResult) -> list[Path]:
-    names = [p.timeseries_file for p in item.result.process_results if p.timeseries_file]
-    return [item.directory / name for name in dict.fromkeys(names)]
+def _files(item: LoadedResult) -> list[tuple[Path, float]]:
+    """Each telemetry file once, with its process's window start from the experiment's."""
+    result = item.result
+    found: dict[str, float] = {}
+    for p in result.process_results:
+        if p.timeseries_file and p.timeseries_file not in found:
+            found[p.timeseries_file] = (p.start_time - result.start_time).total_seconds()
+    return [(item.directory / name, offset) for name, offset in found.items()]
 
 
 def load_telemetry(item: LoadedResult) -> Telemetry | None:
@@ -121,26 +120,27 @@ def load_telemetry(item: LoadedResult) -> Telemetry | None:
     spans: list[Interval] = []
     have_reasons = False
     all_times: list[float] = []
-    for path in files:
+    for path, offset in files:
         if not path.is_file():
             telemetry.notes.append(f"telemetry file {path} is named in the result but missing")
             continue
         data = _read(path, telemetry)
         if data is None:
             continue
-        n = len(data["timestamp_sec"])
-        devices = data.get("device") or [None] * n
-        power = _floats(data.get("power_w"), n)
-        temperature = _floats(data.get("temperature_c"), n)
-        reasons = data.get("throttle_reasons") or [None] * n
+        stamps_sec = data[col.TIME_SEC]
+        n = len(stamps_sec)
+        devices = data.get(col.DEVICE) or [None] * n
+        power = _floats(data.get(col.POWER_W), n)
+        temperature = _floats(data.get(col.TEMPERATURE_C), n)
+        reasons = data.get(col.CLOCK_EVENT_REASONS) or [None] * n
         have_reasons = have_reasons or any(r is not None for r in reasons)
         rows: dict[str, list[int]] = {}
-        for i, (t, device) in enumerate(zip(data["timestamp_sec"], devices, strict=True)):
+        for i, (t, device) in enumerate(zip(stamps_sec, devices, strict=True)):
             if t is not None and math.isfinite(t):
                 rows.setdefault(str(device) if device is not None else "device", []).append(i)
         for device, indices in rows.items():
-            indices.sort(key=lambda i: data["timestamp_sec"][i])
-            times = [float(data["timestamp_sec"][i]) for i in indices]
+            indices.sort(key=lambda i: stamps_sec[i])
+            times = [float(stamps_sec[i]) + offset for i in indices]
             all_times += times
             telemetry.traces.append(
                 DeviceTrace(
@@ -152,13 +152,19 @@ def load_telemetry(item: LoadedResult) -> Telemetry | None:
             )
             period = sample_period(times)
             spans += throttled_intervals(times, [reasons[i] for i in indices], period)
-    stamps = item.result.thermal.throttle_timestamps
-    if not have_reasons and stamps and telemetry.traces:
-        period = sample_period(all_times)
-        spans = [(t, t + period) for t in stamps]
+    thermal = item.result.thermal
+    if not have_reasons and telemetry.traces and thermal.throttle_intervals:
+        spans = [(i.start_sec, i.end_sec) for i in thermal.throttle_intervals]
         telemetry.notes.append(
-            "no throttle_reasons in the telemetry: throttled intervals drawn from the result's "
-            "throttle timestamps"
+            f"no {col.CLOCK_EVENT_REASONS} in the telemetry: throttled intervals drawn from "
+            "the result's throttle intervals"
+        )
+    elif not have_reasons and thermal.throttle_timestamps and telemetry.traces:
+        period = sample_period(all_times)
+        spans = [(t, t + period) for t in thermal.throttle_timestamps]
+        telemetry.notes.append(
+            f"no {col.CLOCK_EVENT_REASONS} in the telemetry: throttled intervals drawn from "
+            "the result's throttle timestamps"
         )
     telemetry.throttled = merge_intervals(spans)
     telemetry.traces.sort(key=lambda t: t.device)

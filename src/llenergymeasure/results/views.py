@@ -11,9 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llenergymeasure.domain.compute import ComputeMetrics
+from llenergymeasure.domain.energy import EnergyMetrics
 from llenergymeasure.domain.inference import LatencyStats
+from llenergymeasure.domain.metrics import WarmupResult
 from llenergymeasure.domain.results import ExperimentResult
+from llenergymeasure.domain.study import MetricSummary
 from llenergymeasure.results.collection import LoadedResult
+from llenergymeasure.results.footprint import footprint_rows
 from llenergymeasure.results.records import result_record
 
 MISSING = "-"
@@ -48,6 +53,22 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+#: What a spread or interval shows when it needs two runs and there is one.
+NO_SPREAD = "n/a (1 run)"
+
+
+def spread_texts(summary: MetricSummary) -> tuple[str, str, str, str]:
+    """(mean, std, 95% interval, mean ± half width) as text; '-' without values,
+    ``NO_SPREAD`` for the spread of a single value (never a std of 0)."""
+    if summary.n == 0 or summary.mean is None:
+        return (MISSING, MISSING, MISSING, MISSING)
+    mean_text = fmt(summary.mean)
+    if summary.n < 2 or summary.std is None or summary.half_width is None:
+        return (mean_text, NO_SPREAD, NO_SPREAD, f"{mean_text} ({NO_SPREAD})")
+    interval = f"[{fmt(summary.ci95_low)}, {fmt(summary.ci95_high)}]"
+    return (mean_text, fmt(summary.std), interval, f"{mean_text} ± {fmt(summary.half_width)}")
+
+
 def throttle_causes(result: ExperimentResult) -> list[str]:
     """The kinds of throttling the result detected: 'thermal', 'power' (empty when none)."""
     return [name for name in ("thermal", "power") if getattr(result.thermal, name)]
@@ -61,6 +82,30 @@ def throttle_text(result: ExperimentResult) -> str:
     return "yes: " + ", ".join(causes) if causes else "yes"
 
 
+def warmup_status(result: ExperimentResult) -> str:
+    """'converged', 'not converged', 'fixed' (a fixed-count warmup is no failure), or '-'."""
+    statuses = list(dict.fromkeys(w.status for w in result.warmup))
+    return ", ".join(statuses) if statuses else MISSING
+
+
+def energy_by_kind_text(energy: EnergyMetrics) -> str:
+    """Where the joules came from, e.g. 'GPU 120 J (60%), CPU 30 J (15%), RAM 50 J (25%,
+    estimated)'; the one wording the run summary, `results show` and the report use."""
+    parts = []
+    for k in energy.by_kind():
+        note = f"{k.share:.0%}, estimated" if k.estimated else f"{k.share:.0%}"
+        parts.append(f"{k.kind.upper()} {fmt(k.energy_j)} J ({note})")
+    return ", ".join(parts) or MISSING
+
+
+def useful_share_text(compute: ComputeMetrics) -> str:
+    """Useful FLOPs as a share of executed FLOPs, or '-' when not recorded."""
+    useful = compute.useful_flops
+    if useful is None or compute.flops.value <= 0:
+        return MISSING
+    return f"{useful.value / compute.flops.value:.1%}"
+
+
 # ---- list ---------------------------------------------------------------------------------
 
 LIST_HEADERS = (
@@ -72,7 +117,7 @@ LIST_HEADERS = (
     "J/out tok",
     "tok/s",
     "throttled",
-    "warmup converged",
+    "warmup",
     "energy method",
 )
 
@@ -92,7 +137,7 @@ def list_table(items: Sequence[LoadedResult], title: str = "results") -> Table:
                 fmt(r["energy_per_output_token_j"]),
                 fmt(r["tokens_per_second"]),
                 throttle_text(item.result),
-                fmt(r["warmup_converged"]),
+                warmup_status(item.result),
                 r["energy_method"],
             )
         )
@@ -127,9 +172,11 @@ def show_tables(item: LoadedResult) -> list[Table]:
     """Every figure of one result, grouped, each with how it was obtained."""
     r = item.result
     e, inf, c, n = r.energy, r.inference, r.compute, r.normalised
+    useful = c.useful_flops
+    useful_how = _with(useful.method, useful.confidence) if useful else "not recorded"
     energy_how = _with(e.method, e.confidence)
     flops_how = _with(c.flops.method, c.flops.confidence)
-    split = " / ".join(fmt(x) for x in (e.gpu_energy_j, e.cpu_energy_j, e.ram_energy_j))
+    tokens_how = "output tokens / idle-adjusted energy"
     return [
         Table(
             "experiment",
@@ -146,12 +193,36 @@ def show_tables(item: LoadedResult) -> list[Table]:
             "energy",
             [
                 ("energy per output token (J)", r.energy_per_output_token_j, energy_how),
+                (
+                    "idle-adjusted energy per output token (J)",
+                    r.adjusted_energy_per_output_token_j,
+                    f"baseline {e.baseline_method}",
+                ),
                 ("total energy (J)", e.total_energy_j, energy_how),
-                ("GPU / CPU / RAM energy (J)", split, energy_how),
+                ("by kind", energy_by_kind_text(e), "share of the raw total"),
                 ("idle-adjusted energy (J)", e.adjusted_energy_j, f"baseline {e.baseline_method}"),
-                ("idle baseline power (W)", e.baseline_power_w, f"baseline {e.baseline_method}"),
+                (
+                    "idle baseline power (W)",
+                    e.baseline_power_w,
+                    f"baseline {e.baseline.describe() if e.baseline else e.baseline_method}",
+                ),
                 ("mean power (W)", e.mean_power_w, "total energy / duration"),
                 ("duration (s)", e.duration_sec, ""),
+            ],
+        ),
+        Table(
+            "energy by kind",
+            ("kind", "energy (J)", "share", "adjusted (J)", "instrument", "estimated"),
+            [
+                (
+                    k.kind.upper(),
+                    fmt(k.energy_j),
+                    f"{k.share:.1%}",
+                    fmt(k.adjusted_energy_j),
+                    _with("+".join(k.methods) or None, k.confidence),
+                    "yes" if k.estimated else "no",
+                )
+                for k in e.by_kind()
             ],
         ),
         Table(
@@ -194,26 +265,39 @@ def show_tables(item: LoadedResult) -> list[Table]:
         _figures(
             "compute",
             [
-                ("FLOPs", c.flops.value, flops_how),
-                ("FLOPs per output token", c.flops_per_output_token, flops_how),
+                ("FLOPs executed", c.flops.value, flops_how),
+                ("FLOPs useful (tokens kept)", useful.value if useful else None, useful_how),
+                ("useful share of executed", useful_share_text(c), "rest: padding, after EOS"),
+                ("FLOPs per output token", c.flops_per_output_token, f"executed; {flops_how}"),
                 ("prefill / decode FLOPs share", _share(c.prefill_flops, c.flops.value), ""),
                 ("FLOPs notes", c.flops.notes, ""),
                 ("compute precision", c.precision.compute, f"weights {c.precision.weights}"),
                 ("precision factor", c.precision.precision_factor, ""),
                 ("quantization", c.precision.quantization_method, ""),
                 ("peak memory (MB)", c.peak_memory_mb, ""),
-                ("achieved FLOPs per second", c.achieved_flops_per_sec, "FLOPs / window"),
-                ("MFU", c.mfu, c.peak_flops_source or ""),
+                ("executed FLOPs per second", c.achieved_flops_per_sec, "FLOPs / window"),
+                ("useful FLOPs per second", c.useful_flops_per_sec, "useful FLOPs / window"),
+                ("MFU", c.mfu, _mfu_how(c)),
             ],
         ),
         _figures(
             "normalised",
             [
-                ("tokens per joule", n.tokens_per_joule, energy_how),
-                ("tokens per effective PFLOP", n.tokens_per_effective_pflop, flops_how),
-                ("tokens per second per watt", n.tokens_per_second_per_watt, energy_how),
+                ("tokens per joule (raw)", n.tokens_per_joule, energy_how),
+                ("tokens per joule (idle-adjusted)", n.adjusted_tokens_per_joule, tokens_how),
+                (
+                    "tokens per effective PFLOP",
+                    n.tokens_per_effective_pflop,
+                    f"executed; {flops_how}",
+                ),
+                (
+                    "tokens per second per watt",
+                    n.tokens_per_second_per_watt,
+                    "tokens/s / mean power = tokens per raw joule",
+                ),
             ],
         ),
+        _figures("carbon and cost", footprint_rows(r)),
         _figures(
             "thermal",
             [
@@ -224,21 +308,33 @@ def show_tables(item: LoadedResult) -> list[Table]:
         ),
         Table(
             "warmup",
-            ("process", "converged", "final CV", "target CV", "iterations", "max prompts"),
+            ("process", "how it ended", "final CV", "target CV", "requests", "time (s)", "limit"),
             [
                 (
                     str(i),
-                    fmt(w.converged),
+                    w.describe(),
                     fmt(w.final_cv),
                     fmt(w.target_cv),
                     fmt(w.iterations_completed),
-                    fmt(w.max_prompts),
+                    fmt(w.elapsed_sec),
+                    _warmup_limit(w),
                 )
                 for i, w in enumerate(r.warmup)
             ],
         ),
         Table("warnings", ("warning",), [(w,) for w in r.warnings]),
     ]
+
+
+def _mfu_how(compute: ComputeMetrics) -> str:
+    basis = "useful" if compute.useful_flops is not None else "executed"
+    source = f"; peak: {compute.peak_flops_source}" if compute.peak_flops_source else ""
+    return f"{basis} FLOPs/s / peak{source}" if compute.mfu is not None else ""
+
+
+def _warmup_limit(w: WarmupResult) -> str:
+    count = f"{w.max_prompts} requests" if w.mode == "cv" else f"n={w.max_prompts}"
+    return f"{count}, {fmt(w.max_sec)} s" if w.max_sec is not None else count
 
 
 def _share(part: float, total: float) -> str:
@@ -252,6 +348,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("energy_per_output_token_j", "J per output token", "lower"),
     ("tokens_per_second", "tokens per second", "higher"),
     ("tokens_per_joule", "tokens per joule", "higher"),
+    ("co2e_per_output_token_g", "gCO2e per output token", "lower"),
+    ("cost_per_million_output_tokens_usd", "USD per 1M output tokens", "lower"),
     ("total_energy_j", "total energy (J)", ""),
     ("mean_power_w", "mean power (W)", ""),
     ("ttft_p50_ms", "TTFT p50 (ms)", "lower"),
@@ -275,8 +373,10 @@ DESCRIBED: tuple[tuple[str, str], ...] = (
     ("batch_size", "batch size"),
     ("energy_method", "energy method"),
     ("flops_method", "FLOPs method"),
+    ("carbon_region", "carbon region"),
+    ("carbon_intensity_g_per_kwh", "grid intensity (g/kWh)"),
     ("throttled", "throttled"),
-    ("warmup_converged", "warmup converged"),
+    ("warmup", "warmup"),
 )
 
 
@@ -293,7 +393,11 @@ def compare_table(items: Sequence[LoadedResult]) -> Table:
     headers = ("figure", *(r["experiment_id"] for r in records), "better")
     table = Table(title="comparison (ratios to the first result)", headers=headers)
     for key, label in DESCRIBED:
-        table.rows.append((label, *(fmt(r[key]) for r in records), ""))
+        if key == "warmup":  # converged / not converged / fixed, not a bare yes/no
+            cells = [warmup_status(item.result) for item in items]
+        else:
+            cells = [fmt(r[key]) for r in records]
+        table.rows.append((label, *cells, ""))
     first = records[0]
     for key, label, better in COMPARED:
         cells = [fmt(first[key])]

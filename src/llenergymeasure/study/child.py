@@ -39,7 +39,9 @@ class JsonLinesReporter:
 def main(argv: list[str] | None = None) -> int:
     """Run the experiment given on stdin; the exit status says how it ended."""
     from llenergymeasure.errors import LlemError
+    from llenergymeasure.signals import INTERRUPTS, exit_status, install_sigterm_handler
 
+    install_sigterm_handler()
     args = sys.argv[1:] if argv is None else argv
     reporter = JsonLinesReporter(sys.stdout)
     try:
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except LlemError as exc:
         reporter.error(str(exc))
         return exc.exit_code
+    except INTERRUPTS as exc:  # the run log has its "ended early" line
+        reporter.error(str(exc) or "interrupted")
+        return exit_status(exc)
     except Exception as exc:  # a crash: the parent records it and the study goes on
         traceback.print_exc(file=sys.stderr)
         reporter.error(f"{type(exc).__name__}: {exc}")

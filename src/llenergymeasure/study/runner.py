@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -25,12 +26,15 @@ from llenergymeasure.config.study import PlannedRun, StudyConfig, expand, load_s
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import RunRecord, StudyManifest, StudyResult
 from llenergymeasure.errors import LlemError, ResultFileError
+from llenergymeasure.files import check_output_dir
+from llenergymeasure.locking import DirectoryLock
 from llenergymeasure.measure.progress import NullReporter, Reporter
-from llenergymeasure.results.io import load_model, load_result, save_model
+from llenergymeasure.results.intensity import check_region
+from llenergymeasure.results.io import load_result, save_model
 from llenergymeasure.results.layout import RESULT_FILENAME
-from llenergymeasure.study.summary import summarise
+from llenergymeasure.study.manifest_store import MANIFEST_FILENAME, ManifestStore, load_manifest
+from llenergymeasure.study.summary import execution_summary, summarise
 
-MANIFEST_FILENAME = "manifest.json"
 SUMMARY_FILENAME = "study_summary.json"
 RUNS_DIRNAME = "runs"
 CHILD_LOG = "child.log"
@@ -75,7 +79,7 @@ def valid_result(run: PlannedRun, run_dir: Path) -> ExperimentResult | None:
 def _open_manifest(study: StudyConfig, directory: Path, runs: list[PlannedRun]) -> StudyManifest:
     path = directory / MANIFEST_FILENAME
     if path.exists():
-        manifest = load_model(path, StudyManifest)
+        manifest = load_manifest(directory)
         if manifest.study_hash != study.study_hash():
             raise LlemError(
                 f"{directory} holds a different study ({manifest.name}, hash "
@@ -117,22 +121,70 @@ def run_study(
     directory = study_directory(study)
     runs_dir = directory / RUNS_DIRNAME
     runs = expand(study, output_dir=runs_dir)
+    for carbon in {run.config.carbon.model_dump_json(): run.config.carbon for run in runs}.values():
+        check_region(carbon)  # fail before the first run, not after
+    check_output_dir(directory)
+    with DirectoryLock(directory, "study") as lock:
+        for line in lock.warnings:
+            reporter.message(f"warning: {line}")  # type: ignore[union-attr]
+        return _run_locked(study, directory, runs, reporter)  # type: ignore[arg-type]
+
+
+def _run_locked(
+    study: StudyConfig, directory: Path, runs: list[PlannedRun], reporter: StudyReporter
+) -> StudyResult:
+    """The body of run_study, run while this process holds the study directory's lock."""
+    runs_dir = directory / RUNS_DIRNAME
     runs_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _open_manifest(study, directory, runs)
-    records = {r.run_id: r for r in manifest.runs}
+    store = ManifestStore(directory, _open_manifest(study, directory, runs))
+    _check_attached_elsewhere(study, store.manifest)
+    try:
+        if study.executor.kind == "local":
+            _run_local(study, runs, runs_dir, store, reporter)  # type: ignore[arg-type]
+        else:  # Slurm or Ray: the parent submits and waits (study/executors/)
+            from llenergymeasure.study.executors.dispatch import run_on_executor
 
-    def save() -> None:
-        save_model(manifest, directory / MANIFEST_FILENAME)
+            run_on_executor(study, runs, runs_dir, store, reporter)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    return finish_study(study, directory, store.manifest)
 
-    save()
+
+def _check_attached_elsewhere(study: StudyConfig, manifest: StudyManifest) -> None:
+    """Refuse to run again what another executor may still be running."""
+    kind = study.executor.kind
+    attached = [
+        r
+        for r in manifest.runs
+        if r.status in ("submitted", "running") and r.job_id and r.executor not in (None, kind)
+    ]
+    if attached:
+        first = attached[0]
+        raise LlemError(
+            f"{len(attached)} run(s) of this study are still attached to {first.executor} "
+            f"jobs (e.g. {first.run_id}: job {first.job_id}); resume with executor "
+            f"{first.executor}, or cancel those jobs and mark them failed"
+        )
+
+
+def _run_local(
+    study: StudyConfig,
+    runs: list[PlannedRun],
+    runs_dir: Path,
+    store: ManifestStore,
+    reporter: StudyReporter,
+) -> None:
+    """One run after another on this machine, each in a fresh subprocess."""
+    records = store.records
     launched = 0
+    host = socket.gethostname()
     for position, run in enumerate(runs):
         record = records[run.run_id]
         run_dir = runs_dir / run.run_id
         if valid_result(run, run_dir) is not None:
             if record.status != "completed":
                 record.status, record.error = "completed", None
-                save()
+                store.update(record)
             continue
         if launched and study.gap_sec:
             time.sleep(study.gap_sec)  # cool-down between measured experiments
@@ -141,20 +193,21 @@ def run_study(
         record.status, record.error = "running", None
         record.attempts += 1
         record.started_at, record.finished_at = datetime.now(timezone.utc), None
-        save()
-        reporter.run_started(run, position, len(runs))  # type: ignore[union-attr]
-        outcome = _run_child(run, run_dir, study.timeout_sec, reporter)  # type: ignore[arg-type]
+        record.executor, record.job_id, record.submitted_at = "local", None, record.started_at
+        record.host, record.gpus = host, os.environ.get("CUDA_VISIBLE_DEVICES")
+        store.update(record)
+        reporter.run_started(run, position, len(runs))
+        outcome = _run_child(run, run_dir, study.timeout_sec, reporter)
         launched += 1
         if outcome.ok and valid_result(run, run_dir) is None:
             outcome = _Outcome(False, "the experiment exited without a valid result.json")
         record.status = "completed" if outcome.ok else "failed"
         record.error = outcome.error
         record.finished_at = datetime.now(timezone.utc)
-        save()
-        reporter.run_finished(record)  # type: ignore[union-attr]
+        store.update(record)
+        reporter.run_finished(record)
         if not outcome.ok and study.fail_fast:
             break
-    return finish_study(study, directory, manifest)
 
 
 def finish_study(study: StudyConfig, directory: Path, manifest: StudyManifest) -> StudyResult:
@@ -173,6 +226,7 @@ def finish_study(study: StudyConfig, directory: Path, manifest: StudyManifest) -
         directory=str(directory),
         runs=manifest.runs,
         summaries=summarise(manifest.runs, results),
+        execution=execution_summary(study.executor.kind, manifest.runs),
     )
     save_model(result, directory / SUMMARY_FILENAME)
     return result
@@ -199,7 +253,11 @@ def _run_child(
             timer = threading.Timer(timeout_sec, _kill, (child, timed_out))
             timer.daemon = True
             timer.start()
-        error = _relay(child, run, reporter)
+        try:
+            error = _relay(child, run, reporter)
+        except BaseException:  # Ctrl-C or SIGTERM: the child stops too, and is waited for
+            _stop(child)
+            raise
         code = child.wait()
         if timer is not None:
             timer.cancel()
@@ -208,6 +266,17 @@ def _run_child(
     if code == 0:
         return _Outcome(True, None)
     return _Outcome(False, error or f"exited with status {code}; see {run_dir / CHILD_LOG}")
+
+
+def _stop(child: subprocess.Popen[str], grace_sec: float = 10.0) -> None:
+    """Ask the child to stop (SIGTERM: it logs and exits), then kill it after a grace period."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(grace_sec)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _kill(child: subprocess.Popen[str], flag: threading.Event) -> None:

@@ -1,0 +1,162 @@
+"""Bookkeeping of a 5,000-run study on a cluster executor: planning, manifest updates, resume.
+
+Everything but the experiments is real: the study is expanded and validated, the dispatcher
+submits in order with 64 runs in flight, records each run's submission, start and end in the
+manifest (journal + atomic snapshots) and validates each run's result.json when it ends; then
+a restarted parent resumes the finished study (it validates every result and submits nothing)
+and the summary is computed. The stand-in backend (``InstantBackend``, a fake) "runs" a
+submitted run by moving a result file prepared beforehand (untimed) into the run's directory.
+Run from the repository root:
+
+    PYTHONPATH=src:. python benchmarks/study_bookkeeping.py [--configs 2500] [--cycles 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from tests import factories
+
+from llenergymeasure.config.study import StudyConfig, expand
+from llenergymeasure.results.io import save_result
+from llenergymeasure.study.executors.dispatch import Dispatcher, JobState
+from llenergymeasure.study.executors.task import RunTask, write_outcome
+from llenergymeasure.study.manifest_store import ManifestStore
+from llenergymeasure.study.runner import (
+    RUNS_DIRNAME,
+    _NullStudyReporter,
+    _open_manifest,
+    finish_study,
+    study_directory,
+)
+
+
+class InstantBackend:
+    """A fake backend: a submitted run ends at once with the result staged for it."""
+
+    kind = "slurm"
+
+    def __init__(self, staging: Path) -> None:
+        self.staging = staging
+        self.submitted = 0
+        self.own_sec = 0.0  # the stand-in runs' own file writes, not bookkeeping
+        self._ended: set[str] = set()
+
+    def submit(self, tasks: list[RunTask]) -> list[str]:
+        start = time.perf_counter()
+        ids = []
+        for task in tasks:
+            self.submitted += 1
+            job_id = str(100000 + self.submitted)
+            os.replace(self.staging / f"{task.run_id}.json", Path(task.run_dir) / "result.json")
+            write_outcome(
+                Path(task.run_dir),
+                {"state": "ended", "host": "node1", "gpus": "0", "ok": True,
+                 "started_at": "2026-01-01T00:00:00+00:00",
+                 "finished_at": "2026-01-01T00:00:01+00:00"},
+            )  # fmt: skip
+            self._ended.add(job_id)
+            ids.append(job_id)
+        self.own_sec += time.perf_counter() - start
+        return ids
+
+    def state(self, job_id: str) -> JobState:
+        return "ended" if job_id in self._ended else "lost"
+
+    def wait(self, job_ids: list[str], timeout_sec: float) -> None:
+        pass
+
+    def release(self, job_id: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def dispatch(study: StudyConfig, backend: InstantBackend) -> tuple[float, float, int]:
+    """(seconds to expand, seconds to open the manifest and dispatch, runs)."""
+    directory = study_directory(study)
+    t0 = time.perf_counter()
+    runs = expand(study, output_dir=directory / RUNS_DIRNAME)
+    t1 = time.perf_counter()
+    (directory / RUNS_DIRNAME).mkdir(parents=True, exist_ok=True)
+    store = ManifestStore(directory, _open_manifest(study, directory, runs))
+    Dispatcher(
+        study, runs, directory / RUNS_DIRNAME, store, backend, _NullStudyReporter()
+    ).run()
+    store.close()
+    return t1 - t0, time.perf_counter() - t1, len(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", type=int, default=2500)
+    parser.add_argument("--cycles", type=int, default=2)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="llem-bookkeeping-"))
+    side = int(args.configs**0.5)
+    study = StudyConfig.model_validate(
+        {
+            "name": "big",
+            "base": {"model": "builtin:tiny-llama"},
+            "sweep": {
+                "batch_size": list(range(1, side + 1)),
+                "max_output_tokens": list(range(1, args.configs // side + 1)),
+            },
+            "cycles": args.cycles,
+            "executor": {"kind": "slurm", "max_in_flight": 64, "poll_sec": 0.01},
+            "output_dir": str(root),
+        }
+    )
+    staging = root / "staging"
+    staging.mkdir()
+    template = factories.experiment_result()
+    for run in expand(study):  # untimed: the experiments' own output
+        result = template.model_copy(
+            update={
+                "experiment_id": run.run_id,
+                "config_hash": run.config.config_hash(),
+                "config": run.config.model_dump(mode="json"),
+            }
+        )
+        save_result(result, staging / f"{run.run_id}.json")
+
+    backend = InstantBackend(staging)
+    plan_sec, run_sec, n = dispatch(study, backend)
+    assert backend.submitted == n
+    run_sec -= backend.own_sec
+    directory = study_directory(study)
+    t0 = time.perf_counter()
+    from llenergymeasure.study.manifest_store import load_manifest
+
+    summary = finish_study(study, directory, load_manifest(directory))
+    summary_sec = time.perf_counter() - t0
+    assert summary.completed == n, summary.completed
+
+    resumed = InstantBackend(staging)
+    resume_plan_sec, resume_sec, _ = dispatch(study, resumed)
+    assert resumed.submitted == 0  # a finished study resumes without submitting anything
+    size_mb = (directory / "manifest.json").stat().st_size / 1e6
+
+    def row(what: str, sec: float) -> str:
+        return f"{what:<52} {sec:>8.2f} s {sec / n * 1e3:>8.3f} ms/run"
+
+    print(f"study of {n} runs ({args.configs} configurations x {args.cycles} cycles)")
+    print(row("plan: expand + validate every run's config", plan_sec))
+    print(row("dispatch: submit, record, validate each result", run_sec))
+    print(f"  (not counted: the stand-in runs' own result/outcome writes, {backend.own_sec:.2f} s)")
+    print(row("summary: load every result, statistics", summary_sec))
+    print(row("resume: re-plan + manifest + validate every result", resume_plan_sec + resume_sec))
+    total = plan_sec + run_sec + resume_plan_sec + resume_sec
+    print(row("bookkeeping total (plan + dispatch + resume)", total))
+    print(f"manifest.json: {size_mb:.1f} MB")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
