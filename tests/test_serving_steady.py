@@ -78,3 +78,8 @@ def test_steady_window_lies_inside_the_run(requests: list[tuple[float, float]]) 
     assert min(sent) <= w.start_sec <= w.end_sec <= max(finish)
     if w.steady:
         assert w.end_sec == max(sent)
+
+
+def test_counter_edges_outside_the_samples_are_extrapolated_not_clamped() -> None:
+    times, counter = [1.0, 2.0, 3.0], [100.0, 400.0, 700.0]  # 300 W
+    assert counter_energy_j(times, counter, 0.5, 3.25) == pytest.approx(300.0 * 2.75)

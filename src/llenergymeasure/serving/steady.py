@@ -78,10 +78,22 @@ def tokens_in_window(
 def counter_energy_j(
     times_sec: Sequence[float], counter_j: Sequence[float], t0: float, t1: float
 ) -> float:
-    """Energy between t0 and t1 from cumulative counter samples, interpolated at the edges."""
+    """Energy between t0 and t1 from cumulative counter samples, interpolated at the edges.
+
+    An edge outside the samples (the sampler's last tick comes a little before the window's
+    end) is extrapolated at the mean power of the nearest sample interval, not clamped.
+    """
     t = np.asarray(times_sec, dtype=float)
     e = np.asarray(counter_j, dtype=float)
-    return float(np.interp(t1, t, e) - np.interp(t0, t, e))
+    return _counter_at(t, e, t1) - _counter_at(t, e, t0)
+
+
+def _counter_at(t: np.ndarray, e: np.ndarray, at: float) -> float:
+    if len(t) >= 2 and at > t[-1] and t[-1] > t[-2]:
+        return float(e[-1] + (e[-1] - e[-2]) / (t[-1] - t[-2]) * (at - t[-1]))
+    if len(t) >= 2 and at < t[0] and t[1] > t[0]:
+        return float(e[0] - (e[1] - e[0]) / (t[1] - t[0]) * (t[0] - at))
+    return float(np.interp(at, t, e))
 
 
 def power_energy_j(
