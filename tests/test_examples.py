@@ -22,6 +22,10 @@ def is_study(path: Path) -> bool:
     return "sweep" in data or "experiments" in data
 
 
+def is_serving(path: Path) -> bool:
+    return yaml.safe_load(path.read_text()).get("scenario") == "serving"
+
+
 def test_the_four_kinds_of_example_are_there() -> None:
     names = {p.name for p in EXAMPLES}
     assert names >= {
@@ -35,7 +39,11 @@ def test_the_four_kinds_of_example_are_there() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_each_example_says_what_it_answers_and_validates(path: Path) -> None:
     assert path.read_text().startswith("# What it answers: "), f"{path.name}: say what it answers"
-    if is_study(path):
+    if is_serving(path):
+        from llenergymeasure.serving.experiment import load_serving_config
+
+        configs = [load_serving_config(path)]
+    elif is_study(path):
         runs = expand(load_study_config(path))
         assert runs, path.name
         configs = [run.config for run in runs]
@@ -44,7 +52,7 @@ def test_each_example_says_what_it_answers_and_validates(path: Path) -> None:
     offline = path.name.startswith("offline")
     for config in configs:
         assert config.model.startswith("builtin:") == offline, path.name
-        if not offline:  # a real hub model on a GPU
+        if not offline and not is_serving(path):  # a real hub model on a GPU
             assert "/" in config.model and (config.device_map or "").startswith("cuda")
 
 

@@ -24,6 +24,8 @@ from llenergymeasure.cli import (
     results_cmd,
     run_cmd,
     schema_cmd,
+    serve_bench_cmd,
+    serve_cmd,
     study_cmd,
 )
 from llenergymeasure.cli.console import error, error_console, exit_interrupted
@@ -62,6 +64,8 @@ schema_cmd.register(app)
 results_cmd.register(app)
 report_cmd.register(app)
 doctor_cmd.register(app)
+serve_cmd.register(app)
+serve_bench_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

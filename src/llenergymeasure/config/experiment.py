@@ -17,7 +17,7 @@ from llenergymeasure.config.engines import (
 )
 from llenergymeasure.config.quality import QualityConfig
 from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
-from llenergymeasure.domain.requests import ArrivalModel
+from llenergymeasure.domain.requests import OfflineArrivalModel
 
 #: The arrival model each engine uses when the config does not name one.
 DEFAULT_ARRIVAL: dict[str, str] = {"transformers": "closed", "vllm": "all_at_once"}
@@ -98,7 +98,7 @@ class ExperimentConfig(_Strict):
     vllm: VLLMSection = Field(
         default_factory=VLLMSection, description="Options of the vLLM engine."
     )
-    arrival: ArrivalModel = Field(
+    arrival: OfflineArrivalModel = Field(
         default="closed",
         description="How requests reach the engine: closed (a batch when the previous one "
         "finished) or all_at_once (every request at the window start). Default: closed for "

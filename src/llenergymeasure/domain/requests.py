@@ -23,8 +23,11 @@ from llenergymeasure.domain.base import DomainModel
 #: How requests reach the engine. ``closed``: a batch arrives when the previous one finished
 #: (static batching, as ``model.generate`` in a loop); ``all_at_once``: every request arrives at
 #: the start of the window (offline throughput, as vLLM's offline benchmark).
-ArrivalModel = Literal["closed", "all_at_once"]
+OfflineArrivalModel = Literal["closed", "all_at_once"]
 ARRIVAL_MODELS: tuple[str, ...] = ("closed", "all_at_once")
+#: A result's arrival model: the offline ones, or ``open_loop`` (serving: requests sent on a
+#: schedule whatever the responses, see ``serving.arrivals``).
+ArrivalModel = Literal["closed", "all_at_once", "open_loop"]
 
 #: How a latency figure was obtained: from every token's time, from the first and last token
 #: times only (ITL then cannot be reported), or not at all.

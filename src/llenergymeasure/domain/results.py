@@ -14,6 +14,7 @@ from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
 from llenergymeasure.domain.quality import QualityMetrics
+from llenergymeasure.domain.serving import ServingMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
 #: migrate files of an older major version they know (see ``results.migrate``) and refuse others.
@@ -23,8 +24,9 @@ from llenergymeasure.domain.quality import QualityMetrics
 #: from them), idle-adjusted tokens per joule, the warmup's mode, time limit, duration and what
 #: stopped it; the OpenMP wait policy. 2.0: latency from per-request traces (arrival model,
 #: TPOT, a method per latency figure); 1.x files are migrated. 2.1: optional ``quality`` section
-#: (2.0 files load without it).
-SCHEMA_VERSION = "2.1"
+#: (2.0 files load without it). 2.2: optional ``serving`` section (a serving run's load, window
+#: and per-request energy; older files load without it).
+SCHEMA_VERSION = "2.2"
 
 
 class DeviceInfo(DomainModel):
@@ -135,6 +137,11 @@ class ExperimentResult(_Timed):
     )
     cost: CostEstimate | None = Field(
         default=None, description="Hardware cost of the window, when a price was configured."
+    )
+    serving: ServingMetrics | None = Field(
+        default=None,
+        description="A serving run's load, steady-state window and per-request energy; energy "
+        "and inference then cover that window.",
     )
 
     @computed_field  # type: ignore[prop-decorator]

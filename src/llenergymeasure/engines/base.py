@@ -10,7 +10,7 @@ from typing import Any
 
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.domain.metrics import PrecisionMetadata
-from llenergymeasure.domain.requests import ArrivalModel, RequestTrace
+from llenergymeasure.domain.requests import OfflineArrivalModel, RequestTrace
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class Engine(ABC):
     #: ``all_at_once`` arrival model every prompt of the window goes in one call.
     continuous_batching: bool = False
     #: The arrival model used when the config leaves it to the engine.
-    default_arrival: ArrivalModel = "closed"
+    default_arrival: OfflineArrivalModel = "closed"
     #: Where the request times come from (``InferenceMetrics.latency_method``).
     latency_method: str = "engine_timestamps"
 

@@ -21,6 +21,7 @@ from llenergymeasure.results import plots
 from llenergymeasure.results.collection import ResultSet, load_results
 from llenergymeasure.results.groups import CI_LEVEL, ConfigGroup, group_by_config
 from llenergymeasure.results.io import atomic_write_text
+from llenergymeasure.results.serving_report import section_html
 from llenergymeasure.results.telemetry import load_telemetry
 from llenergymeasure.results.views import (
     NO_SPREAD,
@@ -38,6 +39,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("latency", "Request latency per configuration"),
     ("batch-size", "Energy per output token against batch size"),
     ("energy-quality", "Energy against quality"),
+    ("serving", "Serving: energy and latency against request rate"),
     ("telemetry", "Power and temperature over time"),
     ("warmup", "Warmup convergence"),
     ("carbon-cost", "Carbon and cost per output token"),
@@ -409,6 +411,7 @@ def build_report(found: ResultSet, *, max_telemetry: int = 6, title: str | None 
         "latency": _latency(groups),
         "batch-size": _batch_size(groups),
         "energy-quality": _energy_quality(groups),
+        "serving": section_html(found.results),
         "telemetry": _telemetry(groups, max_telemetry, notes),
         "warmup": _warmup(groups),
         "carbon-cost": _carbon_cost(groups),
