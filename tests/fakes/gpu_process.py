@@ -99,11 +99,22 @@ def install_fake_gpu(trace: PowerTrace, *, origin: float | None = None) -> FakeP
     return fake
 
 
+def claim_the_fake_gpu() -> None:
+    """Make the transformers engine say it runs on the fake GPU 0 (it computes on the CPU), so
+    a run meters that GPU as a real one would (an engine on no GPU gets no GPU meter)."""
+    from llenergymeasure.engines import registry
+    from llenergymeasure.measure import experiment
+
+    registry.ENGINES["transformers"] = "tests.fakes.fake_gpu_engine:FakeGpuEngine"
+    experiment._device_names = lambda engine: [FAKE_GPU_NAME]  # type: ignore[attr-defined]
+
+
 def main(argv: list[str]) -> None:
     """Run module argv[0] as __main__ with argv[1:] as its arguments, under a fake GPU."""
     if not argv:
         raise SystemExit("usage: python -m tests.fakes.gpu_process MODULE [ARGS...]")
     install_fake_gpu(ramp_plus_square(start_w=120.0, end_w=450.0, ramp_sec=2.0, period_sec=0.7))
+    claim_the_fake_gpu()
     sys.argv = argv
     runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
 
