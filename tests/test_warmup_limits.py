@@ -38,7 +38,7 @@ def scripted(latencies_ms: Sequence[float], clock: SlowClock):  # type: ignore[n
         ms = next(it)
         start = clock.now
         clock.now += ms / 1e3
-        return BatchOutput([1], [1], start, clock.now, [clock.now])
+        return BatchOutput([], start, clock.now, [clock.now])
 
     return generate
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     install_sigterm_handler()
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else list(argv)
-    from llenergymeasure.measure.environment import prefer_passive_omp_wait
+    from llenergymeasure.threads import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import sys
 from importlib import metadata
 from pathlib import Path
 
 from llenergymeasure import __version__
 from llenergymeasure.domain.results import DeviceInfo, EnvironmentSnapshot
+from llenergymeasure.threads import prefer_passive_omp_wait  # noqa: F401 - re-exported
 
 #: Packages whose versions can change a measurement.
 TRACKED_PACKAGES = (
@@ -96,19 +96,6 @@ def engine_version(engine: str) -> str | None:
         except metadata.PackageNotFoundError:
             continue
     return None
-
-
-def prefer_passive_omp_wait() -> None:
-    """Let idle OpenMP threads sleep rather than spin, unless the user set OMP_WAIT_POLICY.
-
-    torch's CPU kernels run on one OpenMP thread per core whose default is to spin while they
-    wait. When another process keeps a core busy, every parallel region then waits for the
-    thread that shares that core: measured on a busy 2-core machine, a tiny-model batch took
-    20 s with spinning threads and 0.4-2 s with sleeping ones. Takes effect only before torch
-    is imported; the value in effect is recorded in the environment snapshot.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def capture_environment(engine: str | None = None) -> EnvironmentSnapshot:
