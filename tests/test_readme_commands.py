@@ -16,6 +16,7 @@ Two checks:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -43,7 +44,7 @@ def table_commands() -> list[str]:
     table = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
     names = []
     for line in table.splitlines():
-        match = re.match(r"\| `llem ((?:[a-z]+ ?)+)", line)
+        match = re.match(r"\| `llem ((?:[a-z][a-z-]* ?)+)", line)
         if match:
             names.append(match.group(1).strip())
     return names
@@ -138,9 +139,17 @@ def _tiny_run_args(out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def command_lines(tmp: Path) -> dict[str, list[list[str]]]:
+def command_lines(tmp: Path, llem: list[str] | None = None) -> dict[str, list[list[str]]]:
     """A concrete invocation of every table command (in order: later ones read earlier output)."""
     out = tmp / "results"
+    port = _free_port()
+    serving = tmp / "serving.yaml"
+    launch = shlex.join([*(llem or ["llem"]), "serve", "--port", str(port)])
+    serving.write_text(
+        f"scenario: serving\nmodel: builtin:tiny-llama\nserver: {{url: 'http://127.0.0.1:{port}',"
+        f" launch: {json.dumps(launch)}, ready_timeout_sec: 600}}\nload: {{request_rate: 4,"
+        " n_requests: 3}\nmax_output_tokens: 4\nbaseline_sec: 0\nwarmup_requests: 0\n"
+    )
     study = tmp / "study.yaml"
     study.write_text(
         "name: s\nbase: {model: builtin:tiny-gpt2, n_prompts: 2, max_output_tokens: 4,"
@@ -161,12 +170,22 @@ def command_lines(tmp: Path) -> dict[str, list[list[str]]]:
             ["results", "export", str(out), "-o", str(tmp / "x.parquet")],
         ],
         "report": [["report", str(tmp), "-o", str(tmp / "report.html")]],
+        "serve-bench": [["serve-bench", str(serving), "-o", str(tmp / "serving"), "--quiet"]],
+        "serve": [["serve", "--help"]],  # serve-bench above launched it for real
     }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def run_table(llem: list[str], tmp: Path, env: dict[str, str]) -> list[str]:
     """Run every table command with ``llem`` (argv prefix); the failures, one line each."""
-    lines = command_lines(tmp)
+    lines = command_lines(tmp, llem)
     assert sorted(lines) == sorted(table_commands()), "a README table command has no check here"
     failures = []
     exp_dir = ""

@@ -11,7 +11,7 @@ from llenergymeasure.compute.flops import FlopsBreakdown, estimate_flops
 from llenergymeasure.compute.metrics import build_compute_metrics
 from llenergymeasure.domain.compute import ComputeMetrics
 from llenergymeasure.domain.metrics import FlopsResult, PrecisionMetadata
-from llenergymeasure.engines.base import BatchOutput
+from llenergymeasure.engines.base import BatchOutput, static_batch_traces
 from llenergymeasure.measure.flops import batch_shapes, compute_metrics, kept_shapes
 from tests import factories as f
 
@@ -33,8 +33,12 @@ def _config():  # type: ignore[no-untyped-def]
 
 
 def _batch(prompts: list[int], kept: list[int], steps: int) -> BatchOutput:
+    """A padded static batch: every request shares the batch's step times."""
     times = [0.01 * (i + 1) for i in range(steps)]
-    return BatchOutput(prompts, kept, 0.0, times[-1], times)
+    traces = static_batch_traces(
+        prompts, kept, [n < steps for n in kept], start_sec=0.0, step_times_sec=times
+    )
+    return BatchOutput(traces, 0.0, times[-1], times, padded=True)
 
 
 def test_kept_shapes_drop_padding_and_steps_after_eos() -> None:

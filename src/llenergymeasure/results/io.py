@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult, RawProcessResult
+from llenergymeasure.domain.results import ExperimentResult, RawProcessResult
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.files import atomic_write_text
 from llenergymeasure.results.layout import RESULT_FILENAME
@@ -62,14 +62,17 @@ def load_model(path: str | Path, model_type: type[ModelT]) -> ModelT:
     versioned = "schema_version" in model_type.model_fields
     if versioned and "schema_version" not in data:
         raise ResultFileError(path, f"is not an llenergymeasure {kind} (no schema_version)")
-    version = str(data.get("schema_version", SCHEMA_VERSION))
-    if _major(version) != _major(SCHEMA_VERSION):
-        upgraded = upgrade(data, version, SCHEMA_VERSION) if versioned else None
+    # Each file kind has its own version (results, study manifests and summaries differ);
+    # only result files have migrations from older major versions.
+    current = str(model_type.model_fields["schema_version"].default) if versioned else ""
+    version = str(data.get("schema_version", current))
+    if versioned and _major(version) != _major(current):
+        migrates = model_type in (ExperimentResult, RawProcessResult)
+        upgraded = upgrade(data, version, current) if migrates else None
         if upgraded is None:
+            also = f" (and migrates {', '.join(f'{m}.x' for m in MIGRATIONS)})" if migrates else ""
             raise ResultFileError(
-                path,
-                f"has schema_version {version}, this llenergymeasure reads {SCHEMA_VERSION} "
-                f"(and migrates {', '.join(f'{m}.x' for m in MIGRATIONS)})",
+                path, f"has schema_version {version}, this llenergymeasure reads {current}{also}"
             )
         data = upgraded
     try:
