@@ -40,8 +40,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ExperimentResult, Pat
 
 @pytest.fixture
 def llem(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(console, "_width", 250)
-    monkeypatch.setattr(error_console, "_width", 250)
+    monkeypatch.setattr(console.get(), "_width", 250)  # type: ignore[attr-defined]
+    monkeypatch.setattr(error_console.get(), "_width", 250)  # type: ignore[attr-defined]
 
     def invoke(*args: str) -> tuple[int, str, str]:
         with pytest.raises(SystemExit) as info:

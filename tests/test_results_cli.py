@@ -29,8 +29,8 @@ def study(tmp_path: Path) -> Path:
 @pytest.fixture
 def llem(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Run `llem ARGS` in this process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(console, "_width", 200)
-    monkeypatch.setattr(error_console, "_width", 200)
+    monkeypatch.setattr(console.get(), "_width", 200)  # type: ignore[attr-defined]
+    monkeypatch.setattr(error_console.get(), "_width", 200)  # type: ignore[attr-defined]
 
     def run(*args: str) -> tuple[int, str, str]:
         with pytest.raises(SystemExit) as info:
