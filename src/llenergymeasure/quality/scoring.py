@@ -8,7 +8,7 @@ model's KL is taken over those ``k`` tokens plus one bucket holding the rest of 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,14 @@ from llenergymeasure.quality.windows import Window
 
 #: Smallest probability a tail bucket is given, so log(0) never appears.
 _TINY = 1e-30
+#: Reference tail mass below which the tail bucket is left out of the KL.
+_HAS_TAIL = 1e-12
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
 
 
 @dataclass
@@ -28,6 +36,37 @@ class ReferenceScores:
     topk_ids: np.ndarray  # int64 [n, k]
     topk_logprobs: np.ndarray  # float64 [n, k]
     vocab_size: int
+    #: Terms of the KL that depend on the reference alone, derived once on construction (when
+    #: the reference is prepared, before any measured run) rather than in every measured pass.
+    terms: TopKTerms = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.terms = TopKTerms.of(self.topk_logprobs)
+
+
+@dataclass
+class TopKTerms:
+    """Per token, from p's top-k log-probabilities: p itself, its mass, sum p log p, and the tail
+    bucket's mass and p_tail log p_tail (0 where the top k hold all the mass)."""
+
+    p: Any  # [n, k]
+    mass: Any  # [n]
+    p_log_p: Any  # [n]
+    tail: Any  # [n]
+    tail_log_tail: Any  # [n]
+
+    @classmethod
+    def of(cls, log_p: Any) -> TopKTerms:
+        """From numpy or torch log-probabilities (the result is of the same kind)."""
+        xp: Any = np if isinstance(log_p, np.ndarray) else _torch()
+        p = xp.exp(log_p)
+        mass = p.sum(-1)
+        tail = xp.clip(1.0 - mass, 0.0, None)
+        tail_log_tail = xp.where(tail > _HAS_TAIL, tail * xp.log(xp.clip(tail, _TINY, None)), 0.0)
+        return cls(p, mass, (p * log_p).sum(-1), tail, tail_log_tail)
+
+    def rows(self, rows: slice) -> TopKTerms:
+        return TopKTerms(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
 
 
 @dataclass
@@ -53,8 +92,7 @@ def _window_logprobs(
     Windows of equal length may run together (``BATCH_WINDOWS``). Every forward pass computes
     the logits of the whole window (no ``logits_to_keep``): with dynamic activation quantisation
     the LM head's int8 scale depends on every row it is given. The log-sum-exp is accumulated
-    in float64: a float32 one is off by ~1e-6 nats, as large as the KL between a bf16 and an
-    fp32 run of a small model. Log-probabilities are ``logits - lse`` taken in float64 only
+    in float64 (``_sum_exp``). Log-probabilities are ``logits - lse`` taken in float64 only
     where needed (targets, the reference's top k), which keeps the pass close to a bare forward.
     """
     import torch
@@ -67,8 +105,30 @@ def _window_logprobs(
             # position p predicts token p + 1
             x = logits[row, w.first_scored - w.begin - 1 : w.end - w.begin - 1].float()
             top, argmax = x.max(dim=-1)
-            total = torch.exp(x - top[:, None]).sum(dim=-1, dtype=torch.float64)
-            yield w, x, top.double() + total.log(), argmax
+            yield w, x, top.double() + _sum_exp(x, top)[1].log(), argmax
+
+
+#: Terms summed in float32 before the float64 sum over the vocabulary (see ``_sum_exp``).
+_SUM_BLOCK = 16
+
+
+def _sum_exp(x: Any, top: Any) -> tuple[Any, Any]:
+    """``exp(x - top)`` per row (float32) and its sum over the last axis, accumulated in float64.
+
+    A float64 sum of every term costs ~10x a float32 one on CPU; blocks of ``_SUM_BLOCK`` terms
+    (each <= 1) are summed in float32 first, with rounding of ~1e-7 relative per block and no
+    bias, which moves the mean log-sum-exp by ~1e-10 nats (a float32 sum of all terms can be
+    off by ~1e-7 nats on a token, as much as the KL between bf16 and fp32 runs of a small model).
+    """
+    import torch
+
+    e = (x - top[:, None]).exp_()
+    whole = e.shape[-1] - e.shape[-1] % _SUM_BLOCK
+    blocks = e[:, :whole].reshape(len(e), whole // _SUM_BLOCK, _SUM_BLOCK).sum(-1)
+    total = blocks.sum(-1, dtype=torch.float64)
+    if whole < e.shape[-1]:
+        total = total + e[:, whole:].sum(-1, dtype=torch.float64)
+    return e, total
 
 
 def _groups(windows: Sequence[Window]) -> Iterator[list[Window]]:
@@ -126,35 +186,132 @@ def score_measured(
     windows: Sequence[Window],
     reference: ReferenceScores | None,
 ) -> MeasuredScores:
-    """The measured run: NLL per token; with a reference also KL, top-1 match and tail mass."""
+    """The measured run: NLL per token; with a reference also KL, top-1 match and tail mass.
+
+    Kept close to a bare forward-pass loop: per window, besides the forward pass, only the
+    log-sum-exp of the scored rows and one gather of the logits each token needs (its target,
+    the reference's argmax and top k) run; NLL, KL and top-1 are then computed once over all
+    tokens (in chunks of ``_CHUNK_BYTES``), not window by window.
+    """
     import torch
 
     ids = torch.tensor(list(token_ids), dtype=torch.long)
-    nll, kl, top1, tail = [], [], [], []
-    start = 0
-    with torch.inference_mode():
-        for window, x, lse, best in _window_logprobs(model, ids, windows):
-            targets = ids[window.first_scored : window.end].to(x.device)
-            nll.append((lse - x.gather(1, targets[:, None])[:, 0].double()).cpu())
-            if reference is None:
-                continue
-            n = len(targets)
-            rows = slice(start, start + n)
-            start += n
-            ref_ids = torch.from_numpy(reference.topk_ids[rows]).to(x.device).long()
-            ref_lp = torch.from_numpy(reference.topk_logprobs[rows]).to(x.device)
-            q_lp = x.gather(1, ref_ids).double() - lse[:, None]
-            kl_part, tail_part = _kl_top_k(ref_lp, q_lp)
-            kl.append(kl_part.cpu())
-            tail.append(tail_part.cpu())
-            ref_top = torch.from_numpy(reference.argmax[rows]).to(x.device)
-            top1.append((best == ref_top).cpu())
-    return MeasuredScores(
-        nll=torch.cat(nll).numpy(),
-        kl=torch.cat(kl).numpy() if kl else None,
-        top1=torch.cat(top1).numpy() if top1 else None,
-        tail_mass=torch.cat(tail).numpy() if tail else None,
+    n = sum(w.end - w.first_scored for w in windows)
+    columns = _gather_columns(ids, windows, reference, n)
+    out = MeasuredScores(
+        nll=np.empty(n),
+        kl=None if reference is None else np.empty(n),
+        top1=None if reference is None else np.empty(n, dtype=bool),
+        tail_mass=None if reference is None else np.empty(n),
     )
+    width = columns.shape[1]
+    longest = max(w.end - w.first_scored for w in windows)
+    chunk_rows = max(1, _CHUNK_BYTES // (4 * width))
+    device = _device(model)
+    # The gathered logits, log-sum-exp and maximum of every token of the current chunk.
+    cap = min(n, chunk_rows + longest)
+    chunk = _Chunk(
+        start=0,
+        gathered=torch.empty(cap, width, device=device),
+        lse=torch.empty(cap, dtype=torch.float64, device=device),
+        top=torch.empty(cap, device=device),
+    )
+    fill = 0
+    with torch.inference_mode():
+        for group in _groups(windows):
+            batch = torch.stack([ids[w.begin : w.end] for w in group]).to(device)
+            logits = model(input_ids=batch, use_cache=False).logits
+            for i, w in enumerate(group):
+                # position p predicts token p + 1
+                x = logits[i, w.first_scored - w.begin - 1 : w.end - w.begin - 1].float()
+                rows = slice(fill, fill + len(x))
+                top = torch.amax(x, dim=-1, out=chunk.top[rows])
+                e, total = _sum_exp(x, top)
+                torch.add(top.double(), total.log(), out=chunk.lse[rows])
+                here = chunk.start + fill
+                torch.gather(
+                    x, 1, columns[here : here + len(x)].to(device), out=chunk.gathered[rows]
+                )
+                if reference is not None:
+                    # e == 1 exactly at every maximum (and perhaps within rounding of one): a
+                    # count of 1 proves the maximum unique, so top-1 needs no argmax there
+                    tied = (e.floor_().sum(dim=-1) > 1).nonzero()[:, 0]
+                    if len(tied):
+                        chunk.ties.append((here + tied.cpu(), x[tied].argmax(dim=-1).cpu()))
+                fill += len(x)
+                if fill >= chunk_rows:
+                    _finish(chunk, fill, columns, reference, out)
+                    chunk.start, chunk.ties, fill = chunk.start + fill, [], 0
+    if fill:
+        _finish(chunk, fill, columns, reference, out)
+    return out
+
+
+@dataclass
+class _Chunk:
+    """Buffers of ``score_measured``: rows ``start ..`` of the scored tokens."""
+
+    start: int
+    gathered: Any  # float32 [cap, columns]: logits of the target, reference argmax, top k
+    lse: Any  # float64 [cap]
+    top: Any  # float32 [cap]: the maximum logit
+    ties: list[tuple[Any, Any]] = field(default_factory=list)  # (token rows, argmax) of ties
+
+
+#: Gathered logits held before NLL/KL/top-1 are computed on them (bounds memory for big k).
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _gather_columns(
+    ids: Any, windows: Sequence[Window], reference: ReferenceScores | None, n: int
+) -> Any:
+    """Per scored token, the vocabulary ids whose logits are needed: the target, then (with a
+    reference) the reference's argmax and its top k."""
+    import torch
+
+    targets = torch.cat([ids[w.first_scored : w.end] for w in windows])
+    if len(targets) != n:
+        raise ValueError("windows must score each token once")
+    if reference is None:
+        return targets[:, None]
+    if len(reference.nll) != n:
+        raise ValueError(f"reference scores {len(reference.nll)} tokens, the windows {n}")
+    return torch.cat(
+        [
+            targets[:, None],
+            torch.from_numpy(reference.argmax).long()[:, None],
+            torch.from_numpy(reference.topk_ids).long(),
+        ],
+        dim=1,
+    )
+
+
+def _finish(
+    chunk: _Chunk, fill: int, columns: Any, reference: ReferenceScores | None, out: MeasuredScores
+) -> None:
+    """NLL, KL, top-1 and tail mass of the chunk's first ``fill`` tokens, written into ``out``."""
+    import torch
+
+    gathered = chunk.gathered[:fill].cpu()
+    lse = chunk.lse[:fill].cpu()
+    rows = slice(chunk.start, chunk.start + fill)
+    out.nll[rows] = (lse - gathered[:, 0].double()).numpy()
+    if reference is None:
+        return
+    assert out.kl is not None and out.top1 is not None and out.tail_mass is not None
+    terms = reference.terms.rows(rows)
+    top = chunk.top[:fill].cpu()
+    kl, tail = _kl_from_terms(
+        TopKTerms(*(torch.from_numpy(getattr(terms, f)) for f in terms.__dataclass_fields__)),
+        gathered[:, 2:].double(),
+        lse,
+    )
+    out.kl[rows] = kl.numpy()
+    out.tail_mass[rows] = tail.numpy()
+    top1 = gathered[:, 1] == top
+    for tied, argmax in chunk.ties:
+        top1[tied - chunk.start] = argmax == columns[tied, 1]
+    out.top1[rows] = top1.numpy()
 
 
 def _kl_top_k(ref_lp: Any, q_lp: Any) -> tuple[Any, Any]:
@@ -164,13 +321,22 @@ def _kl_top_k(ref_lp: Any, q_lp: Any) -> tuple[Any, Any]:
     """
     import torch
 
-    p = ref_lp.exp()
-    head = (p * (ref_lp - q_lp)).sum(-1)
-    p_tail = (1.0 - p.sum(-1)).clamp(min=0.0)
-    q_tail = (1.0 - q_lp.exp().sum(-1)).clamp(min=_TINY)
-    has_tail = p_tail > 1e-12
+    return _kl_from_terms(TopKTerms.of(ref_lp), q_lp, torch.zeros(q_lp.shape[0], dtype=q_lp.dtype))
+
+
+def _kl_from_terms(ref: TopKTerms, q_logits: Any, q_lse: Any) -> tuple[Any, Any]:
+    """KL(p || q) per token, and p's tail mass, with q's log-probabilities ``q_logits - q_lse``.
+
+    Over the top k: sum p (log p - log q) = sum p log p - sum p q_logits + q_lse * sum p; the
+    tail bucket adds p_tail (log p_tail - log q_tail). Only the terms with q are computed here.
+    """
+    import torch
+
+    head = ref.p_log_p - (ref.p * q_logits).sum(-1) + q_lse * ref.mass
+    # in float64 from the logits, as the reference's p: q == p gives a KL of exactly 0
+    q_tail = (1.0 - (q_logits - q_lse[:, None]).exp().sum(-1)).clamp(min=_TINY)
     tail_term = torch.where(
-        has_tail, p_tail * (p_tail.clamp(min=_TINY).log() - q_tail.log()), torch.zeros_like(p_tail)
+        ref.tail > _HAS_TAIL, ref.tail_log_tail - ref.tail * q_tail.log(), torch.zeros_like(q_tail)
     )
     # Rounding can leave tiny negative values where p == q; KL is never negative.
-    return (head + tail_term).clamp(min=0.0), p_tail
+    return (head + tail_term).clamp(min=0.0), ref.tail
