@@ -41,29 +41,27 @@ class ReferenceScores:
     terms: TopKTerms = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.terms = TopKTerms.of(self.topk_logprobs)
+        # torch, as the measured pass: equal distributions then give a KL of exactly 0
+        self.terms = TopKTerms.of(_torch().from_numpy(self.topk_logprobs))
 
 
 @dataclass
 class TopKTerms:
-    """Per token, from p's top-k log-probabilities: p itself, its mass, sum p log p, and the tail
-    bucket's mass and p_tail log p_tail (0 where the top k hold all the mass)."""
+    """Per token, from p's top-k log-probabilities: those, p itself, and the tail bucket's mass
+    and p_tail log p_tail (0 where the top k hold all the mass)."""
 
     p: Any  # [n, k]
-    mass: Any  # [n]
-    p_log_p: Any  # [n]
+    log_p: Any  # [n, k]
     tail: Any  # [n]
     tail_log_tail: Any  # [n]
 
     @classmethod
     def of(cls, log_p: Any) -> TopKTerms:
-        """From numpy or torch log-probabilities (the result is of the same kind)."""
-        xp: Any = np if isinstance(log_p, np.ndarray) else _torch()
-        p = xp.exp(log_p)
-        mass = p.sum(-1)
-        tail = xp.clip(1.0 - mass, 0.0, None)
-        tail_log_tail = xp.where(tail > _HAS_TAIL, tail * xp.log(xp.clip(tail, _TINY, None)), 0.0)
-        return cls(p, mass, (p * log_p).sum(-1), tail, tail_log_tail)
+        """From torch log-probabilities ``[n, k]``."""
+        p = log_p.exp()
+        tail = (1.0 - p.sum(-1)).clamp(min=0.0)
+        tail_log_tail = (tail * tail.clamp(min=_TINY).log()).where(tail > _HAS_TAIL, 0.0)
+        return cls(p, log_p, tail, tail_log_tail)
 
     def rows(self, rows: slice) -> TopKTerms:
         return TopKTerms(*(getattr(self, f)[rows] for f in self.__dataclass_fields__))
@@ -290,7 +288,6 @@ def _finish(
     chunk: _Chunk, fill: int, columns: Any, reference: ReferenceScores | None, out: MeasuredScores
 ) -> None:
     """NLL, KL, top-1 and tail mass of the chunk's first ``fill`` tokens, written into ``out``."""
-    import torch
 
     gathered = chunk.gathered[:fill].cpu()
     lse = chunk.lse[:fill].cpu()
@@ -301,11 +298,7 @@ def _finish(
     assert out.kl is not None and out.top1 is not None and out.tail_mass is not None
     terms = reference.terms.rows(rows)
     top = chunk.top[:fill].cpu()
-    kl, tail = _kl_from_terms(
-        TopKTerms(*(torch.from_numpy(getattr(terms, f)) for f in terms.__dataclass_fields__)),
-        gathered[:, 2:].double(),
-        lse,
-    )
+    kl, tail = _kl_from_terms(terms, gathered[:, 2:].double(), lse)
     out.kl[rows] = kl.numpy()
     out.tail_mass[rows] = tail.numpy()
     top1 = gathered[:, 1] == top
@@ -327,14 +320,15 @@ def _kl_top_k(ref_lp: Any, q_lp: Any) -> tuple[Any, Any]:
 def _kl_from_terms(ref: TopKTerms, q_logits: Any, q_lse: Any) -> tuple[Any, Any]:
     """KL(p || q) per token, and p's tail mass, with q's log-probabilities ``q_logits - q_lse``.
 
-    Over the top k: sum p (log p - log q) = sum p log p - sum p q_logits + q_lse * sum p; the
+    Over the top k: sum p (log p - log q), exactly 0 where q's log-probabilities equal p's; the
     tail bucket adds p_tail (log p_tail - log q_tail). Only the terms with q are computed here.
     """
     import torch
 
-    head = ref.p_log_p - (ref.p * q_logits).sum(-1) + q_lse * ref.mass
+    q_lp = q_logits - q_lse[:, None]
+    head = (ref.p * (ref.log_p - q_lp)).sum(-1)
     # in float64 from the logits, as the reference's p: q == p gives a KL of exactly 0
-    q_tail = (1.0 - (q_logits - q_lse[:, None]).exp().sum(-1)).clamp(min=_TINY)
+    q_tail = (1.0 - q_lp.exp().sum(-1)).clamp(min=_TINY)
     tail_term = torch.where(
         ref.tail > _HAS_TAIL, ref.tail_log_tail - ref.tail * q_tail.log(), torch.zeros_like(q_tail)
     )
