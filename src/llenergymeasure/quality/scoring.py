@@ -106,16 +106,19 @@ def _window_logprobs(
             yield w, x, top.double() + _sum_exp(x, top)[1].log(), argmax
 
 
-def _sum_exp(x: Any, top: Any) -> tuple[Any, Any]:
+def _sum_exp(x: Any, top: Any, out: Any = None) -> tuple[Any, Any]:
     """``exp(x - top)`` per row (float32) and its sum over the last axis, accumulated in float64.
 
     A float32 sum (even of blocks of 16 terms, summed on in float64) moves the log-sum-exp by
     ~1e-7 nats per token, which on a flat distribution biases a KL of ~1e-4 by ~5e-4 relative:
-    the float64 sum costs ~0.3 ms per 128 x 2048 logits and stays.
+    the float64 sum costs ~0.3 ms per 128 x 2048 logits and stays. ``out``: where ``exp`` goes.
     """
     import torch
 
-    e = (x - top[:, None]).exp_()
+    e = torch.sub(x, top[:, None], out=out).exp_()
+    if e.device.type == "cpu":
+        # numpy converts in small buffers; torch copies the whole block to float64 first (2x)
+        return e, torch.from_numpy(np.add.reduce(e.numpy(), axis=-1, dtype=np.float64))
     return e, e.sum(-1, dtype=torch.float64)
 
 
@@ -205,6 +208,7 @@ def score_measured(
         top=torch.empty(cap, device=device),
     )
     fill = 0
+    scratch = None
     with torch.inference_mode():
         for group in _groups(windows):
             batch = torch.stack([ids[w.begin : w.end] for w in group]).to(device)
@@ -214,7 +218,10 @@ def score_measured(
                 x = logits[i, w.first_scored - w.begin - 1 : w.end - w.begin - 1].float()
                 rows = slice(fill, fill + len(x))
                 top = torch.amax(x, dim=-1, out=chunk.top[rows])
-                e, total = _sum_exp(x, top)
+                if scratch is None or scratch.shape[-1] != x.shape[-1]:
+                    scratch = torch.empty(longest, x.shape[-1], device=x.device)
+                # one buffer for every window: fresh ones would evict the weights from the cache
+                e, total = _sum_exp(x, top, out=scratch[: len(x)])
                 torch.add(top.double(), total.log(), out=chunk.lse[rows])
                 here = chunk.start + fill
                 torch.gather(
@@ -288,7 +295,9 @@ def _finish(
     assert out.kl is not None and out.top1 is not None and out.tail_mass is not None
     terms = reference.terms.rows(rows)
     top = chunk.top[:fill].cpu()
-    kl, tail = _kl_from_terms(terms, gathered[:, 2:].double(), lse)
+    # q's log-probabilities of p's top k, in float64 (a copy, then in place: mixed-dtype
+    # broadcasting would take ~3x as long)
+    kl, tail = _kl_from_terms(terms, gathered[:, 2:].double().sub_(lse[:, None]))
     out.kl[rows] = kl.numpy()
     out.tail_mass[rows] = tail.numpy()
     top1 = gathered[:, 1] == top
@@ -302,23 +311,22 @@ def _kl_top_k(ref_lp: Any, q_lp: Any) -> tuple[Any, Any]:
 
     ``ref_lp``: p's log-probabilities of its top k tokens; ``q_lp``: q's of the same tokens.
     """
-    import torch
 
-    return _kl_from_terms(TopKTerms.of(ref_lp), q_lp, torch.zeros(q_lp.shape[0], dtype=q_lp.dtype))
+    return _kl_from_terms(TopKTerms.of(ref_lp), q_lp.clone())
 
 
-def _kl_from_terms(ref: TopKTerms, q_logits: Any, q_lse: Any) -> tuple[Any, Any]:
-    """KL(p || q) per token, and p's tail mass, with q's log-probabilities ``q_logits - q_lse``.
+def _kl_from_terms(ref: TopKTerms, q_lp: Any) -> tuple[Any, Any]:
+    """KL(p || q) per token, and p's tail mass; ``q_lp``: q's log-probabilities of p's top k
+    (float64; overwritten).
 
     Over the top k: sum p (log p - log q), exactly 0 where q's log-probabilities equal p's; the
     tail bucket adds p_tail (log p_tail - log q_tail). Only the terms with q are computed here.
     """
     import torch
 
-    q_lp = q_logits - q_lse[:, None]
-    head = (ref.p * (ref.log_p - q_lp)).sum(-1)
+    head = torch.sub(ref.log_p, q_lp).mul_(ref.p).sum(-1)
     # in float64 from the logits, as the reference's p: q == p gives a KL of exactly 0
-    q_tail = (1.0 - q_lp.exp().sum(-1)).clamp(min=_TINY)
+    q_tail = (1.0 - q_lp.exp_().sum(-1)).clamp(min=_TINY)
     tail_term = torch.where(
         ref.tail > _HAS_TAIL, ref.tail_log_tail - ref.tail * q_tail.log(), torch.zeros_like(q_tail)
     )
