@@ -96,14 +96,44 @@ def _window_logprobs(
     import torch
 
     device = _device(model)
+    keep = _can_keep_logits(model)
     for group in _groups(windows):
         batch = torch.stack([ids[w.begin : w.end] for w in group]).to(device)
-        logits = model(input_ids=batch, use_cache=False).logits
-        for row, w in enumerate(group):
-            # position p predicts token p + 1
-            x = logits[row, w.first_scored - w.begin - 1 : w.end - w.begin - 1].float()
+        for w, x in zip(group, _scored_logits(model, batch, group, keep), strict=True):
             top, argmax = x.max(dim=-1)
             yield w, x, top.double() + _sum_exp(x, top)[1].log(), argmax
+
+
+def _can_keep_logits(model: Any) -> bool:
+    """Whether the model may be asked for the scored positions' logits only (``logits_to_keep``).
+
+    Not with dynamically quantised layers (torch-int8): the LM head's int8 activation scale is
+    taken over every row it is given, so fewer rows would change the scores.
+    """
+    import inspect
+
+    try:
+        takes = "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    quantised = any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
+    return takes and not quantised
+
+
+def _scored_logits(model: Any, batch: Any, group: Sequence[Window], keep: bool) -> list[Any]:
+    """Per window of the batch, the float32 logits of its scored targets (position p predicts
+    token p + 1). With ``keep`` the model computes the LM head from the first scored position
+    on only (half the rows of a window that scores its second half)."""
+    length = batch.shape[1]
+    first = min(w.first_scored - w.begin - 1 for w in group) if keep else 0
+    if keep:
+        logits = model(input_ids=batch, use_cache=False, logits_to_keep=length - first).logits
+    else:
+        logits = model(input_ids=batch, use_cache=False).logits
+    return [
+        logits[i, w.first_scored - w.begin - 1 - first : w.end - w.begin - 1 - first].float()
+        for i, w in enumerate(group)
+    ]
 
 
 def _sum_exp(x: Any, top: Any, out: Any = None) -> tuple[Any, Any]:
@@ -209,13 +239,11 @@ def score_measured(
     )
     fill = 0
     scratch = None
+    keep = _can_keep_logits(model)
     with torch.inference_mode():
         for group in _groups(windows):
             batch = torch.stack([ids[w.begin : w.end] for w in group]).to(device)
-            logits = model(input_ids=batch, use_cache=False).logits
-            for i, w in enumerate(group):
-                # position p predicts token p + 1
-                x = logits[i, w.first_scored - w.begin - 1 : w.end - w.begin - 1].float()
+            for x in _scored_logits(model, batch, group, keep):
                 rows = slice(fill, fill + len(x))
                 top = torch.amax(x, dim=-1, out=chunk.top[rows])
                 if scratch is None or scratch.shape[-1] != x.shape[-1]:
