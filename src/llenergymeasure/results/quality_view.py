@@ -5,7 +5,7 @@ The export columns live with every other column in ``records.COLUMNS`` (one defi
 
 from __future__ import annotations
 
-from llenergymeasure.domain.quality import Interval, QualityMetrics
+from llenergymeasure.domain.quality import Interval, QualityMetrics, TaskAccuracy
 
 
 def interval_text(value: float, ci: Interval, percent: bool = False) -> str:
@@ -51,3 +51,40 @@ def quality_rows(q: QualityMetrics) -> list[tuple[str, str, str]]:
         ),
         ("evaluation (s)", f"{q.eval_time_sec:.3g}", f"{q.tokens_per_sec:.4g} tokens/s; {q.note}"),
     ]
+
+
+#: Headers of the task accuracy table (``results show``).
+TASK_HEADERS = ("task", "metric", "value ± stderr", "documents", "how")
+
+
+def task_rows(t: TaskAccuracy) -> list[tuple[str, str, str, str, str]]:
+    """(task, metric, value ± stderr, documents scored / in the task, how) rows."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for score in t.tasks:
+        how = (
+            f"lm-eval {t.lm_eval_version}, task v{score.version or '?'}, "
+            f"{score.num_fewshot}-shot, config sha256 {score.config_sha256[:12]}"
+        )
+        for m in score.metrics:
+            stderr = f" ± {m.stderr:.3f}" if m.stderr is not None else " (no stderr)"
+            name = m.name if m.filter == "none" else f"{m.name} ({m.filter})"
+            rows.append(
+                (
+                    score.task,
+                    name,
+                    f"{m.value:.4f}{stderr}",
+                    f"{score.n_samples}/{score.n_samples_total}",
+                    how,
+                )
+            )
+    return rows
+
+
+def task_summary(t: TaskAccuracy) -> str:
+    """One cell: 'task metric=value±stderr (n=...)' per task and metric, '; '-joined."""
+    parts = []
+    for score in t.tasks:
+        for m in score.metrics:
+            stderr = f"±{m.stderr:.4f}" if m.stderr is not None else ""
+            parts.append(f"{score.task} {m.name}={m.value:.4f}{stderr} (n={score.n_samples})")
+    return "; ".join(parts)
