@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -47,8 +46,10 @@ def check(config: LmEvalConfig) -> None:
     """Before anything loads: lm-eval installed and the task directory there (if tasks set)."""
     if not config.tasks:
         return
-    if importlib.util.find_spec("lm_eval") is None:
-        raise ConfigError(MISSING_EXTRA)
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        raise ConfigError(MISSING_EXTRA) from None
     if config.include_path is not None and not config.include_path.is_dir():
         raise ConfigError(
             f"quality.lm_eval.include_path {str(config.include_path)!r} is not a directory "

@@ -1,0 +1,123 @@
+"""Task accuracy config (quality.lm_eval) and the clear line a user gets without the extra.
+
+Runs without lm-eval installed (the missing package is simulated where it is installed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.config.experiment import ExperimentConfig
+from llenergymeasure.errors import ConfigError
+from llenergymeasure.quality.lmeval import MISSING_EXTRA, check, shipped_task_dir
+from tests.cli_helpers import ROOT, source_env
+
+SHIPPED_TASK = "llem_macbeth_next_line"
+
+
+def _config(**lm_eval: object) -> ExperimentConfig:
+    return ExperimentConfig(model="builtin:tiny-llama", quality={"lm_eval": lm_eval})
+
+
+def test_tasks_limit_fewshot_and_include_path_parse() -> None:
+    config = _config(tasks=[SHIPPED_TASK], limit=10, num_fewshot=2, include_path="tasks")
+    t = config.quality.lm_eval
+    assert (t.tasks, t.limit, t.num_fewshot, t.include_path) == (
+        [SHIPPED_TASK],
+        10,
+        2,
+        Path("tasks"),
+    )
+    assert not config.quality.enabled  # tasks run without the perplexity evaluation
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"tasks": [SHIPPED_TASK], "limit": 0}, "limit"),
+        ({"tasks": [SHIPPED_TASK], "num_fewshot": -1}, "num_fewshot"),
+        ({"tasks": ["a", "a"]}, "twice"),
+        ({"tasks": [" "]}, "empty task name"),
+        ({"task": ["a"]}, "task"),
+    ],
+)
+def test_bad_values_name_the_field(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        _config(**changes)
+
+
+def test_config_hash_unchanged_without_tasks_and_changed_by_them() -> None:
+    plain = ExperimentConfig(model="builtin:tiny-llama")
+    with_quality = ExperimentConfig(model="builtin:tiny-llama", quality={"enabled": True})
+    # the lm_eval defaults are not hashed: hashes of earlier configs stay as they were
+    payload = with_quality.model_dump(mode="json")
+    assert "lm_eval" in payload["quality"]
+    assert _config().config_hash() == plain.config_hash()
+    tasks = _config(tasks=[SHIPPED_TASK])
+    assert tasks.config_hash() != plain.config_hash()
+    assert _config(tasks=[SHIPPED_TASK], limit=5).config_hash() != tasks.config_hash()
+
+
+def test_shipped_task_is_a_yaml_with_local_data() -> None:
+    folder = shipped_task_dir()
+    assert (folder / f"{SHIPPED_TASK}.yaml").is_file()
+    rows = [json.loads(line) for line in (folder / "macbeth_next_line.jsonl").open()]
+    assert len(rows) == 200
+    for row in rows:
+        assert len(row["choices"]) == 4 and 0 <= row["answer"] < 4
+        assert len(set(row["choices"])) == 4
+    # the true line comes from the held-out text, right after the context
+    held_out = (folder.parent / "shakespeare-heldout.txt").read_text()
+    first = rows[0]
+    assert f"{first['context']}\n{first['choices'][first['answer']]}" in held_out
+
+
+def test_no_tasks_needs_nothing() -> None:
+    check(_config().quality.lm_eval)  # lm-eval not needed when no task is listed
+
+
+def test_tasks_without_the_extra_give_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # as if not installed
+    with pytest.raises(ConfigError) as info:
+        check(_config(tasks=[SHIPPED_TASK]).quality.lm_eval)
+    assert str(info.value) == MISSING_EXTRA
+    assert "pip install 'llenergymeasure[lmeval]'" in MISSING_EXTRA
+
+
+def test_include_path_must_be_a_directory(tmp_path: Path) -> None:
+    pytest.importorskip("lm_eval")
+    with pytest.raises(ConfigError, match="include_path"):
+        check(_config(tasks=[SHIPPED_TASK], include_path=tmp_path / "nope").quality.lm_eval)
+
+
+def test_llem_run_without_the_extra_exits_2_with_the_install_line(tmp_path: Path) -> None:
+    """The real CLI, before anything loads: one line, exit 2, no traceback, nothing written."""
+    import subprocess
+
+    config = tmp_path / "exp.yaml"
+    out = tmp_path / "results"
+    config.write_text(
+        "model: builtin:tiny-llama\n"
+        f"output_dir: {out}\n"
+        "quality:\n  lm_eval:\n    tasks: [llem_macbeth_next_line]\n"
+    )
+    hide = (
+        "import sys; sys.modules['lm_eval'] = None; "
+        "from llenergymeasure.cli.main import main; "
+        f"sys.argv = ['llem', 'run', {str(config)!r}]; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=source_env(),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert MISSING_EXTRA in done.stderr + done.stdout
+    assert not any(out.glob("*/result.json"))
