@@ -121,3 +121,17 @@ def test_llem_run_without_the_extra_exits_2_with_the_install_line(tmp_path: Path
     assert "Traceback" not in done.stderr
     assert MISSING_EXTRA in done.stderr + done.stdout
     assert not any(out.glob("*/result.json"))
+
+
+def test_a_2_2_result_file_without_task_accuracy_still_loads(tmp_path: Path) -> None:
+    from llenergymeasure.domain.results import SCHEMA_VERSION
+    from llenergymeasure.results.io import load_result
+    from tests import factories as f
+
+    data = json.loads(f.experiment_result().model_dump_json())
+    assert SCHEMA_VERSION == "2.3" and data.pop("task_accuracy") is None
+    data["schema_version"] = "2.2"
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data))
+    loaded = load_result(path)
+    assert loaded.task_accuracy is None and loaded.schema_version == "2.2"

@@ -14,11 +14,11 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from llenergymeasure.engines.builtin import builtin_path  # noqa: E402
-from llenergymeasure.errors import ConfigError  # noqa: E402
-from llenergymeasure.quality.lmeval import shipped_task_dir  # noqa: E402
-from llenergymeasure.results.io import load_result  # noqa: E402
-from tests.cli_helpers import run_llem  # noqa: E402
+from llenergymeasure.engines.builtin import builtin_path
+from llenergymeasure.errors import ConfigError
+from llenergymeasure.quality.lmeval import shipped_task_dir
+from llenergymeasure.results.io import load_result
+from tests.cli_helpers import run_llem
 
 TASK = "llem_macbeth_next_line"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -57,7 +57,8 @@ def test_result_json_carries_the_task_accuracy(run_dir: Path) -> None:
     n = len(_docs())
     assert score.n_samples == score.n_samples_total == n == 200
     assert score.config_source and score.config_source.endswith(f"{TASK}.yaml")
-    assert len(score.config_sha256) == 64 and score.samples_sha256 and len(score.samples_sha256) == 64
+    assert len(score.config_sha256) == 64
+    assert score.samples_sha256 is not None and len(score.samples_sha256) == 64
     metrics = {m.name: m for m in score.metrics}
     assert set(metrics) == {"acc", "acc_norm"}
     for m in metrics.values():
