@@ -119,20 +119,63 @@ def test_results_show_and_export_print_it(run_dir: Path, tmp_path: Path) -> None
     assert f"{TASK} acc={acc.value:.4f}±{acc.stderr:.4f} (n=200)" in row["task_accuracy"]
 
 
-def test_limit_and_an_unknown_task_on_a_loaded_model() -> None:
-    """The entry point on an already loaded model: limit scores that many documents; an
-    unknown name is one line naming the field."""
-    import transformers
-
+def test_limit_on_a_loaded_torch_int8_model_leaves_it_unchanged() -> None:
+    """The entry point on a model llem loaded (quantised): limit scores that many documents,
+    and lm-eval's wrapper leaves the model as it was (no re-tied weights)."""
+    from llenergymeasure.config.experiment import ExperimentConfig
     from llenergymeasure.config.quality import LmEvalConfig
+    from llenergymeasure.engines.transformers_engine import TransformersEngine
     from llenergymeasure.quality.lmeval import run_tasks
 
-    source = builtin_path("builtin:shakespeare")
-    model = transformers.AutoModelForCausalLM.from_pretrained(source).eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-    limited = run_tasks(model, tokenizer, LmEvalConfig(tasks=[TASK], limit=12))
+    engine = TransformersEngine(
+        ExperimentConfig(model="builtin:shakespeare", quantization="torch-int8")
+    )
+    engine.load()
+    try:
+        before = {k: v.clone() for k, v in engine.model.state_dict().items() if hasattr(v, "clone")}
+        limited = run_tasks(engine.model, engine.tokenizer, LmEvalConfig(tasks=[TASK], limit=12))
+        after = engine.model.state_dict()
+        assert all(bool((after[k] == v).all()) for k, v in before.items())
+        assert "tie_weights" not in vars(engine.model)
+    finally:
+        engine.close()
     assert limited.limit == 12
     [score] = limited.tasks
     assert (score.n_samples, score.n_samples_total) == (12, 200)
+
+
+def test_an_unknown_task_fails_before_anything_is_measured() -> None:
+    from llenergymeasure.config.quality import LmEvalConfig
+    from llenergymeasure.quality.lmeval import check
+
     with pytest.raises(ConfigError, match="quality.lm_eval.tasks: unknown task 'no_such_task_x'"):
-        run_tasks(model, tokenizer, LmEvalConfig(tasks=["no_such_task_x"]))
+        check(LmEvalConfig(tasks=["no_such_task_x"]))
+
+
+def test_a_task_that_fails_after_the_window_keeps_the_measurement(tmp_path: Path) -> None:
+    """A user's task whose data file is missing: the energy result is written, with a warning."""
+    from llenergymeasure import run_experiment
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "broken.yaml").write_text(
+        (shipped_task_dir() / f"{TASK}.yaml")
+        .read_text()
+        .replace(f"task: {TASK}", "task: llem_test_broken")
+        .replace("macbeth_next_line.jsonl", "missing.jsonl")
+    )
+    result = run_experiment(
+        {
+            "model": "builtin:tiny-llama",
+            "n_prompts": 2,
+            "batch_size": 2,
+            "max_output_tokens": 2,
+            "baseline_sec": 0,
+            "warmup": {"mode": "fixed", "n": 1},
+            "output_dir": str(tmp_path / "results"),
+            "quality": {"lm_eval": {"tasks": ["llem_test_broken"], "include_path": str(tasks)}},
+        }
+    )
+    assert result.task_accuracy is None and result.energy.total_energy_j > 0
+    assert any("quality.lm_eval: tasks ['llem_test_broken'] failed" in w for w in result.warnings)
+    assert list((tmp_path / "results").glob("*/result.json"))

@@ -61,6 +61,10 @@ def evaluate_tasks(
         return None, [f"quality.lm_eval: engine {engine.name!r} gives no model object to score"]
     from llenergymeasure.quality.lmeval import run_tasks
 
-    accuracy = run_tasks(model, tokenizer, tasks)
+    try:
+        accuracy = run_tasks(model, tokenizer, tasks)
+    except Exception as exc:  # the energy figures are measured: a task failure must not lose them
+        log.exception("quality.lm_eval: the tasks failed")
+        return None, [f"quality.lm_eval: tasks {tasks.tasks} failed ({type(exc).__name__}: {exc})"]
     log.info("task accuracy: %s", accuracy.model_dump_json())
     return accuracy, []

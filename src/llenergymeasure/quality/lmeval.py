@@ -43,7 +43,10 @@ def shipped_task_dir() -> Path:
 
 
 def check(config: LmEvalConfig) -> None:
-    """Before anything loads: lm-eval installed and the task directory there (if tasks set)."""
+    """Before anything loads: lm-eval installed, the task directory there, every task known.
+
+    So that a typo costs no measurement: the tasks run after the energy window.
+    """
     if not config.tasks:
         return
     try:
@@ -55,6 +58,7 @@ def check(config: LmEvalConfig) -> None:
             f"quality.lm_eval.include_path {str(config.include_path)!r} is not a directory "
             "(expected a directory of lm-eval task YAMLs)"
         )
+    task_manager(config)
 
 
 def _include_paths(config: LmEvalConfig) -> list[str]:
@@ -119,7 +123,8 @@ def run_tasks(model: Any, tokenizer: Any, config: LmEvalConfig) -> TaskAccuracy:
 
     manager = task_manager(config)
     tasks = load_tasks(manager, config.tasks)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
+    with _weights_left_as_loaded(model):
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
     started = time.perf_counter()
     results = lm_eval.simple_evaluate(
         model=lm,
@@ -138,6 +143,20 @@ def run_tasks(model: Any, tokenizer: Any, config: LmEvalConfig) -> TaskAccuracy:
     if results is None:  # lm-eval returns None on ranks other than 0
         raise RuntimeError("lm-eval returned no results (not rank 0)")
     return task_accuracy(results, config, _version(lm_eval), elapsed)
+
+
+@contextlib.contextmanager
+def _weights_left_as_loaded(model: Any) -> Iterator[None]:
+    """lm-eval's wrapper re-ties the weights of the model it is given. llem's model was tied
+    when it loaded, and a torch-int8 model's quantised head cannot be re-tied: the call is made
+    a no-op on this instance while the wrapper is built, so the measured model is unchanged."""
+    had_own = "tie_weights" in vars(model)
+    model.tie_weights = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        if not had_own:
+            del model.tie_weights
 
 
 def _version(module: Any) -> str:
