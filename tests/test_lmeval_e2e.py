@@ -40,9 +40,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"output_dir: {root / 'results'}\n"
         f"quality:\n  lm_eval:\n    tasks: [{TASK}]\n"
     )
-    # run from elsewhere: the task's relative data file resolves next to its YAML, offline
-    done = run_llem("run", str(config), cwd=root, COLUMNS="200", **OFFLINE)
+    # run from elsewhere: the task's relative data file resolves next to its YAML; offline,
+    # with an empty datasets cache (nothing prepared earlier while online)
+    cache = str(root / "hf-datasets-cache")
+    done = run_llem("run", str(config), cwd=root, COLUMNS="200", HF_DATASETS_CACHE=cache, **OFFLINE)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert any(Path(cache).iterdir())  # the local JSON was read into this fresh cache
     [result] = (root / "results").glob("*/result.json")
     return result.parent
 
