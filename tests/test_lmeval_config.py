@@ -135,3 +135,45 @@ def test_a_2_2_result_file_without_task_accuracy_still_loads(tmp_path: Path) -> 
     path.write_text(json.dumps(data))
     loaded = load_result(path)
     assert loaded.task_accuracy is None and loaded.schema_version == "2.2"
+
+
+def _accuracy(acc: float, stderr: float) -> object:
+    from llenergymeasure.domain.quality import TaskAccuracy, TaskMetric, TaskScore
+
+    score = TaskScore(
+        task=SHIPPED_TASK,
+        version="1.0",
+        n_samples=200,
+        n_samples_total=200,
+        num_fewshot=0,
+        metrics=[TaskMetric(name="acc", value=acc, stderr=stderr, higher_is_better=True)],
+        config_sha256="0" * 64,
+    )
+    return TaskAccuracy(
+        lm_eval_version="0.4.13",
+        tasks=[score],
+        batch_size=8,
+        bootstrap_iters=1000,
+        seed=0,
+        eval_time_sec=1.0,
+    )
+
+
+def test_compare_and_export_rows_of_task_accuracy() -> None:
+    from llenergymeasure.results.collection import LoadedResult
+    from llenergymeasure.results.records import result_record
+    from llenergymeasure.results.views import compare_table
+    from tests import factories as f
+
+    results = [
+        f.experiment_result().model_copy(update={"task_accuracy": _accuracy(0.5, 0.0354)}),
+        f.experiment_result().model_copy(update={"task_accuracy": _accuracy(0.25, 0.0307)}),
+        f.experiment_result(),
+    ]
+    table = compare_table(
+        [LoadedResult(Path(f"/x/{i}/result.json"), r) for i, r in enumerate(results)]
+    )
+    row = next(r for r in table.rows if r[0] == f"{SHIPPED_TASK} acc (lm-eval)")
+    assert row[1:] == ("0.5000 ± 0.035", "0.2500 ± 0.031 (x0.5)", "-", "higher")
+    assert result_record(results[0])["task_accuracy"] == f"{SHIPPED_TASK} acc=0.5000±0.0354 (n=200)"
+    assert result_record(results[2])["task_accuracy"] is None

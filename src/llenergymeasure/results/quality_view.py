@@ -5,6 +5,8 @@ The export columns live with every other column in ``records.COLUMNS`` (one defi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llenergymeasure.domain.quality import Interval, QualityMetrics, TaskAccuracy
 
 
@@ -88,3 +90,32 @@ def task_summary(t: TaskAccuracy) -> str:
             stderr = f"±{m.stderr:.4f}" if m.stderr is not None else ""
             parts.append(f"{score.task} {m.name}={m.value:.4f}{stderr} (n={score.n_samples})")
     return "; ".join(parts)
+
+
+def task_values(t: TaskAccuracy | None) -> dict[tuple[str, str], tuple[float, float | None]]:
+    """(task, metric) -> (value, stderr) of one result's task accuracy ({} when none)."""
+    if t is None:
+        return {}
+    return {(s.task, m.name): (m.value, m.stderr) for s in t.tasks for m in s.metrics}
+
+
+def task_compare_rows(
+    accuracies: list[TaskAccuracy | None], ratio: Callable[[float, float], str]
+) -> list[tuple[str, ...]]:
+    """Compare rows, one per (task, metric) any result has: value ± stderr (ratio to the first)."""
+    per_result = [task_values(t) for t in accuracies]
+    keys = list(dict.fromkeys(key for values in per_result for key in values))
+    rows: list[tuple[str, ...]] = []
+    for key in keys:
+        first = per_result[0].get(key)
+        cells = []
+        for i, values in enumerate(per_result):
+            if key not in values:
+                cells.append("-")
+                continue
+            value, stderr = values[key]
+            text = f"{value:.4f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
+            shown = ratio(value, first[0]) if i and first is not None else ""
+            cells.append(f"{text} ({shown})" if shown else text)
+        rows.append((f"{key[0]} {key[1]} (lm-eval)", *cells, "higher"))
+    return rows

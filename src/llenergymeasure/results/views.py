@@ -19,7 +19,12 @@ from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import MetricSummary
 from llenergymeasure.results.collection import LoadedResult
 from llenergymeasure.results.footprint import footprint_rows
-from llenergymeasure.results.quality_view import TASK_HEADERS, quality_rows, task_rows
+from llenergymeasure.results.quality_view import (
+    TASK_HEADERS,
+    quality_rows,
+    task_compare_rows,
+    task_rows,
+)
 from llenergymeasure.results.records import result_record
 
 MISSING = "-"
@@ -423,4 +428,5 @@ def compare_table(items: Sequence[LoadedResult]) -> Table:
             ratio = ratio_text(r[key], first[key])
             cells.append(f"{fmt(r[key])} ({ratio})" if ratio else fmt(r[key]))
         table.rows.append((label, *cells, better))
+    table.rows += task_compare_rows([item.result.task_accuracy for item in items], ratio_text)
     return table
