@@ -123,7 +123,8 @@ def run_tasks(model: Any, tokenizer: Any, config: LmEvalConfig) -> TaskAccuracy:
 
     manager = task_manager(config)
     tasks = load_tasks(manager, config.tasks)
-    with _weights_left_as_loaded(model):
+    with _weights_left_as_loaded(model), _quiet("lm_eval.models"):
+        # its warnings here are about passing a model object, which llem does on purpose
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
     started = time.perf_counter()
     results = lm_eval.simple_evaluate(
@@ -143,6 +144,17 @@ def run_tasks(model: Any, tokenizer: Any, config: LmEvalConfig) -> TaskAccuracy:
     if results is None:  # lm-eval returns None on ranks other than 0
         raise RuntimeError("lm-eval returned no results (not rank 0)")
     return task_accuracy(results, config, _version(lm_eval), elapsed)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
