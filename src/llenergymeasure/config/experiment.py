@@ -206,8 +206,14 @@ class ExperimentConfig(_Strict):
         """Hash of the fields that change what is measured (not HASH_EXCLUDED's, nor the
         sections of engines the config does not use)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED | self._other_sections())
-        if not self.quality.enabled:
-            payload.pop("quality")  # hashes of configs without quality stay as they were
+        # Hashes of configs without quality (or without lm-eval tasks) stay as they were.
+        quality = payload.pop("quality")
+        if not self.quality.lm_eval.tasks:
+            quality.pop("lm_eval")
+        if self.quality.enabled:
+            payload["quality"] = quality
+        elif self.quality.lm_eval.tasks:
+            payload["quality"] = {"lm_eval": quality["lm_eval"]}
         return stable_hash(payload)
 
     def resolved(self) -> dict[str, Any]:

@@ -237,7 +237,20 @@ def _quality_columns() -> list[Column]:
         Column("quality_text", "str", "quality text: source:name", _quality_text),
         Column("quality_text_sha256", "str", "SHA-256 of the text", _quality("text.sha256")),
         Column("quality_reference_dtype", "str", "reference dtype", _quality("reference.dtype")),
+        Column(
+            "task_accuracy",
+            "str",
+            "lm-eval task scores: 'task metric=value±stderr (n=documents)', '; '-joined",
+            _task_accuracy,
+        ),
     ]
+
+
+def _task_accuracy(result: ExperimentResult) -> str | None:
+    from llenergymeasure.results.quality_view import task_summary
+
+    t = result.task_accuracy
+    return task_summary(t) if t is not None else None
 
 
 def _quality_text(result: ExperimentResult) -> str | None:
