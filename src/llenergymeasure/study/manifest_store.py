@@ -91,8 +91,9 @@ class ManifestStore:
         self._compacted_at = time.monotonic()
 
     def close(self) -> None:
-        """Final snapshot; the journal file is removed."""
-        self.compact()
+        """Final snapshot (unless nothing changed since the last); the journal is removed."""
+        if self._pending:
+            self.compact()
         if self._journal is not None:
             self._journal.close()
             self._journal = None
