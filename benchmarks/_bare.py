@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from llenergymeasure.config.experiment import ExperimentConfig
@@ -31,13 +32,17 @@ def prepare(config: ExperimentConfig) -> tuple[Any, list[tuple[Any, Any]], int]:
 
 
 def bare_tokens_per_second(
-    model: Any, batches: list[tuple[Any, Any]], pad_id: int, new_tokens: int
+    model: Any,
+    batches: list[tuple[Any, Any]],
+    pad_id: int,
+    new_tokens: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
-    """Output tokens per second of plain fixed-length greedy generate over the batches."""
+    """Output tokens per second (of ``clock``) of plain fixed-length greedy generate."""
     import torch
 
     tokens = 0
-    start = time.perf_counter()
+    start = clock()
     with torch.inference_mode():
         for input_ids, mask in batches:
             out = model.generate(
@@ -51,4 +56,4 @@ def bare_tokens_per_second(
             tokens += (out.shape[1] - input_ids.shape[1]) * out.shape[0]
         if input_ids.is_cuda:
             torch.cuda.synchronize(input_ids.device)
-    return tokens / (time.perf_counter() - start)
+    return tokens / (clock() - start)

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: The clocks a benchmark may divide by: wall time, or the process's CPU time (all threads).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
 #: Where benchmarks leave their latest figures; `benchmarks/update_readme.py` reads them.
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -116,9 +119,17 @@ def run_paired(
 
 
 def save_estimates(
-    benchmark: str, command: str, estimates: list[RatioEstimate], *, what: str = ""
+    benchmark: str,
+    command: str,
+    estimates: list[RatioEstimate],
+    *,
+    what: str = "",
+    notes: list[str] | None = None,
 ) -> Path:
-    """Write the figures to ``benchmarks/results/<benchmark>.json`` (read by update_readme)."""
+    """Write the figures to ``benchmarks/results/<benchmark>.json`` (read by update_readme).
+
+    ``notes`` are further figures of the same run that are not ratios (e.g. a latency
+    percentile with its interval), shown beside the ratios."""
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{benchmark}.json"
     payload = {
@@ -131,6 +142,7 @@ def save_estimates(
             {k: v for k, v in asdict(e).items() if k != "pairs"} | {"half_width": e.half_width}
             for e in estimates
         ],
+        "notes": notes or [],
     }
     from llenergymeasure.files import atomic_write_text
 

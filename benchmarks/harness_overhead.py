@@ -2,9 +2,18 @@
 
 One process, the model loaded once, the same padded batches on the device. Each paired round
 runs the bare loop and the harness's own window code (``measure.experiment._measurement_window``
-with the energy meter and the telemetry thread running, as in ``llem run``), in alternating
-order so that drift hits both alike. Rounds are added until the 95% interval of the ratio is
-within +-2% or the time cap is reached (see ``_paired.py``). Goal: >= 0.99.
+with the energy meter and the telemetry thread running, as in ``llem run``) on the *same batch*
+(round i uses batch i mod n), in alternating order so that drift hits both alike. A round is
+one batch rather than a whole pass because on a shared machine the speed drifts within a
+second: pairs a quarter of a second apart cancel more of it, and four times as many fit in the
+time (``--grain pass`` pairs whole passes instead). A one-batch window pays the meter's edges
+and the telemetry thread's start and stop once per batch instead of once per run, so the
+figure is, if anything, pessimistic. Rounds are added until the 95% interval of the ratio is
+within +-2% (``--target``) or the time cap is reached (see ``_paired.py``). Goal: >= 0.99.
+
+``--clock cpu`` divides by the process's CPU time (all its threads, the telemetry thread
+included) instead of wall time: steadier when other work shares the cores, and an upper bound
+of the cost in wall time whenever the harness's threads can run beside generation.
 
 ``--parts`` also measures the harness with parts switched off, each paired with the bare loop:
 
@@ -15,7 +24,8 @@ within +-2% or the time cap is reached (see ``_paired.py``). Goal: >= 0.99.
 - ``full``: the window with the telemetry thread sampling every ``telemetry_interval_sec``.
 
     python benchmarks/harness_overhead.py [--parts] [--max-sec 240] [--batch-size 8]
-        [--new-tokens 64] [--with-progress] [--save]
+        [--new-tokens 64] [--grain batch|pass] [--clock wall|cpu] [--threads N]
+        [--with-progress] [--save]
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import argparse
 import os
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +42,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _bare import bare_tokens_per_second
-from _paired import RatioEstimate, run_paired, save_estimates
+from _paired import CLOCKS, RatioEstimate, run_paired, save_estimates
 
-from llenergymeasure.config.experiment import ExperimentConfig
+from llenergymeasure.threads import prefer_passive_omp_wait
+
+prefer_passive_omp_wait()  # as `llem run` does, before torch is imported
+
+from llenergymeasure.config.experiment import ExperimentConfig  # noqa: E402
 
 
 class Harness:
     """The engine and meter of one experiment, driven window by window."""
 
-    def __init__(self, config: ExperimentConfig, with_progress: bool) -> None:
+    def __init__(self, config: ExperimentConfig, with_progress: bool, clock: str) -> None:
         from llenergymeasure.energy import create_meter
         from llenergymeasure.measure.experiment import create_engine
         from llenergymeasure.measure.prompts import batched, load_prompt_ids
 
         self.config = config
+        self.clock = CLOCKS[clock]
         self.engine = create_engine(config)
         self.engine.load()
         ids, _ = load_prompt_ids(config, self.engine)
@@ -73,12 +88,12 @@ class Harness:
     def bare_inputs(self) -> list[tuple[Any, Any]]:
         return [b.inputs for b in self.batches]
 
-    def engine_only(self) -> float:
-        start = time.perf_counter()
-        tokens = sum(sum(self.engine.generate(b).output_tokens) for b in self.batches)
-        return tokens / (time.perf_counter() - start)
+    def engine_only(self, batches: list[Any]) -> float:
+        start = self.clock()
+        tokens = sum(sum(self.engine.generate(b).output_tokens) for b in batches)
+        return tokens / (self.clock() - start)
 
-    def window(self, telemetry: bool) -> float:
+    def window(self, batches: list[Any], telemetry: bool) -> float:
         from llenergymeasure.energy import TelemetrySampler
         from llenergymeasure.measure.experiment import _measurement_window
 
@@ -86,13 +101,13 @@ class Harness:
         if telemetry:
             sampler.start()
         try:
-            start = time.perf_counter()
-            outputs, *_ = _measurement_window(self.engine, self.batches, self.meter, self.reporter)
-            wall = time.perf_counter() - start
+            start = self.clock()
+            outputs, *_ = _measurement_window(self.engine, batches, self.meter, self.reporter)
+            elapsed = self.clock() - start
         finally:
             if telemetry:
                 sampler.stop()
-        return sum(sum(o.output_tokens) for o in outputs) / wall
+        return sum(sum(o.output_tokens) for o in outputs) / elapsed
 
     def close(self) -> None:
         self.meter.close()
@@ -108,6 +123,11 @@ def main() -> None:
     parser.add_argument("--max-sec", type=float, default=240.0, help="time cap per figure")
     parser.add_argument("--target", type=float, default=0.02, help="interval half-width goal")
     parser.add_argument("--parts", action="store_true", help="also measure with parts off")
+    parser.add_argument(
+        "--grain", choices=("batch", "pass"), default="batch", help="what one paired round runs"
+    )
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as llem run)")
     parser.add_argument("--with-progress", action="store_true", help="draw the CLI's bars")
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args()
@@ -121,22 +141,41 @@ def main() -> None:
         warmup={"mode": "fixed", "n": 3},
         output_dir=Path(tempfile.mkdtemp(prefix="llem-bench-")),
     )
-    harness = Harness(config, args.with_progress)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    harness = Harness(config, args.with_progress, args.clock)
     bare_inputs = harness.bare_inputs()
     pad_id = harness.engine.tokenizer.pad_token_id
     model = harness.engine.model
+    n = len(harness.batches)
 
-    def bare() -> float:
-        return bare_tokens_per_second(model, bare_inputs, pad_id, args.new_tokens)
+    def chosen_batches(i: int) -> slice:
+        return slice(i % n, i % n + 1) if args.grain == "batch" else slice(0, n)
 
-    for _ in range(2):  # warm both paths (allocator, kernels) before any pair counts
-        bare()
-        harness.window(telemetry=True)
+    def bare(i: int) -> float:
+        return bare_tokens_per_second(
+            model, bare_inputs[chosen_batches(i)], pad_id, args.new_tokens, clock=harness.clock
+        )
 
-    variants = {
-        "engine": ("engine.generate alone (timestamps, host copy)", harness.engine_only),
-        "window": ("window with meter edges, no telemetry", lambda: harness.window(False)),
-        "full": ("the harness as `llem run` measures", lambda: harness.window(True)),
+    for i in range(2 * n):  # warm both paths (allocator, kernels) before any pair counts
+        bare(i)
+        harness.window(harness.batches[chosen_batches(i)], telemetry=True)
+
+    variants: dict[str, tuple[str, Callable[[int], float]]] = {
+        "engine": (
+            "engine.generate alone (timestamps, host copy)",
+            lambda i: harness.engine_only(harness.batches[chosen_batches(i)]),
+        ),
+        "window": (
+            "window with meter edges, no telemetry",
+            lambda i: harness.window(harness.batches[chosen_batches(i)], False),
+        ),
+        "full": (
+            "the harness as `llem run` measures",
+            lambda i: harness.window(harness.batches[chosen_batches(i)], True),
+        ),
     }
     chosen = ["engine", "window", "full"] if args.parts else ["full"]
     estimates: list[RatioEstimate] = []
@@ -144,11 +183,11 @@ def main() -> None:
         meaning, measured = variants[key]
 
         def one_pair(i: int, measured: Any = measured) -> tuple[float, float]:
-            if i % 2:
-                b = bare()
-                return measured(), b
-            m = measured()
-            return m, bare()
+            if (i // n) % 2 if args.grain == "batch" else i % 2:  # each batch both orders
+                b = bare(i)
+                return measured(i), b
+            m = measured(i)
+            return m, bare(i)
 
         estimate = run_paired(
             f"harness/bare [{key}]",
@@ -162,18 +201,20 @@ def main() -> None:
     harness.close()
 
     mode = "with progress bars" if args.with_progress else "no progress bars"
-    print(
-        f"\nharness/bare tokens/s ({mode}; batch {args.batch_size}, {args.new_tokens} new tokens, "
-        f"{args.n_prompts} prompts, {args.model}):"
+    setup = (
+        f"{mode}; batch {args.batch_size}, {args.new_tokens} new tokens, {args.n_prompts} "
+        f"prompts, {args.model}; one {args.grain} per round; {args.clock} clock; "
+        f"{torch.get_num_threads()} torch thread(s)"
     )
+    print(f"\nharness/bare tokens/s ({setup}):")
     for e in estimates:
         print(f"  {e.line()}  -- {e.meaning}")
     if args.save:
         name = "harness_overhead_parts" if args.parts else "harness_overhead"
-        command = "python benchmarks/harness_overhead.py" + (" --parts" if args.parts else "")
+        command = "python " + " ".join(sys.argv)
         what = (
-            f"tokens/s of the measured window vs a bare `model.generate` loop, paired in one "
-            f"process (batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
+            "tokens/s of the measured window vs a bare `model.generate` loop, paired in one "
+            f"process ({setup})"
         )
         print(f"saved {save_estimates(name, command, estimates, what=what)}")
 

@@ -40,7 +40,7 @@ def table(results_dir: Path = RESULTS_DIR) -> str:
     ]
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
-        figures = "<br>".join(figure(e) for e in data["estimates"])
+        figures = "<br>".join([*(figure(e) for e in data["estimates"]), *data.get("notes", [])])
         rows.append(
             f"| `{data['command']}` | {data['what']} | {figures} | {data['date']}, "
             f"{data['machine']} |"

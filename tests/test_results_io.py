@@ -63,7 +63,7 @@ def test_atomic_write_interrupted_mid_write_leaves_old_file(tmp_path: Path, monk
         ('{"name": "some other tool"}', "no schema_version"),
         (
             '{"schema_version": "9.0"}',
-            r"schema_version 9\.0, this llenergymeasure reads 2\.2 \(and migrates 1\.x\)",
+            r"schema_version 9\.0, this llenergymeasure reads 2\.3 \(and migrates 1\.x\)",
         ),
         ('{"schema_version": "1.0", "experiment_id": "x"}', "is not a valid ExperimentResult"),
     ],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +13,7 @@ from llenergymeasure.config.engines import (
     TransformersSection,
     VLLMSection,
 )
+from llenergymeasure.config.hashing import stable_hash
 from llenergymeasure.config.quality import QualityConfig
 from llenergymeasure.domain.footprint import CarbonSettings, CostSettings
 from llenergymeasure.domain.requests import OfflineArrivalModel
@@ -207,10 +206,15 @@ class ExperimentConfig(_Strict):
         """Hash of the fields that change what is measured (not HASH_EXCLUDED's, nor the
         sections of engines the config does not use)."""
         payload = self.model_dump(mode="json", exclude=HASH_EXCLUDED | self._other_sections())
-        if not self.quality.enabled:
-            payload.pop("quality")  # hashes of configs without quality stay as they were
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        # Hashes of configs without quality (or without lm-eval tasks) stay as they were.
+        quality = payload.pop("quality")
+        if not self.quality.lm_eval.tasks:
+            quality.pop("lm_eval")
+        if self.quality.enabled:
+            payload["quality"] = quality
+        elif self.quality.lm_eval.tasks:
+            payload["quality"] = {"lm_eval": quality["lm_eval"]}
+        return stable_hash(payload)
 
     def resolved(self) -> dict[str, Any]:
         """The config as plain JSON data (what result.json stores); only its engine's section."""

@@ -11,6 +11,42 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 BUILTIN_TEXTS = ("shakespeare-heldout",)
 
 
+class LmEvalConfig(BaseModel):
+    """Task accuracy through lm-eval (the ``lmeval`` extra) on the model llem already loaded."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="lm-eval task names; empty: no task accuracy. "
+        "'llem_macbeth_next_line' ships with llem and runs offline.",
+    )
+    include_path: Path | None = Field(
+        default=None,
+        description="A directory of task YAMLs (relative data_files resolve against it).",
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Most documents scored per task; default: all."
+    )
+    num_fewshot: int | None = Field(
+        default=None, ge=0, description="Few-shot examples; default: each task's own."
+    )
+    batch_size: int = Field(default=8, ge=1, description="Requests per forward pass.")
+    bootstrap_iters: int = Field(
+        default=1000, ge=0, description="Bootstrap draws for non-mean metrics' stderr."
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _names(self) -> LmEvalConfig:
+        for name in self.tasks:
+            if not name.strip():
+                raise ValueError("quality.lm_eval.tasks has an empty task name")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"quality.lm_eval.tasks lists a task twice: {self.tasks}")
+        return self
+
+
 class QualityConfig(BaseModel):
     """Quality evaluation, run after the energy window (off by default: it costs time)."""
 
@@ -48,6 +84,11 @@ class QualityConfig(BaseModel):
     block_tokens: int = Field(default=256, ge=1, description="Bootstrap block size in tokens.")
     bootstrap_samples: int = Field(default=1000, ge=10)
     seed: int = 0
+    lm_eval: LmEvalConfig = Field(
+        default_factory=LmEvalConfig,
+        description="Task accuracy through lm-eval; runs when tasks are listed, even if "
+        "'enabled' (perplexity) is off.",
+    )
 
     @model_validator(mode="after")
     def _source_fields(self) -> QualityConfig:

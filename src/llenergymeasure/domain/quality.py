@@ -95,3 +95,52 @@ class QualityMetrics(DomainModel):
     note: str = Field(
         default="measured outside the energy window; not counted in the inference figures"
     )
+
+
+class TaskMetric(DomainModel):
+    """One metric of one lm-eval task, as lm-eval aggregated it over the task's documents."""
+
+    name: str = Field(description="Metric name as lm-eval reports it, e.g. 'acc', 'acc_norm'.")
+    filter: str = Field(default="none", description="lm-eval's filter the metric went through.")
+    value: float
+    stderr: float | None = Field(
+        default=None,
+        ge=0,
+        description="Standard error from lm-eval (None when it reports none): the standard "
+        "error of the mean for mean-aggregated metrics, bootstrap otherwise.",
+    )
+    higher_is_better: bool | None = None
+
+
+class TaskScore(DomainModel):
+    """One lm-eval task's scores and the identity of exactly what was scored."""
+
+    task: str
+    version: str | None = Field(default=None, description="The task's metadata version.")
+    n_samples: int = Field(ge=0, description="Documents scored (after any limit).")
+    n_samples_total: int = Field(ge=0, description="Documents in the task's evaluation split.")
+    num_fewshot: int = Field(ge=0)
+    metrics: list[TaskMetric]
+    config_sha256: str = Field(description="SHA-256 of the task's resolved lm-eval config.")
+    samples_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 over each scored document's doc, prompt and target hashes, in "
+        "document order: equal hashes mean the same prompts and answers were scored.",
+    )
+    config_source: str | None = Field(default=None, description="The task's YAML file.")
+
+
+class TaskAccuracy(DomainModel):
+    """Benchmark task scores through lm-eval, on the model object llem loaded and measured."""
+
+    method: Literal["lm_eval"] = "lm_eval"
+    lm_eval_version: str
+    tasks: list[TaskScore]
+    limit: int | None = Field(default=None, description="Most documents per task, if limited.")
+    batch_size: int = Field(ge=1)
+    bootstrap_iters: int = Field(ge=0)
+    seed: int
+    eval_time_sec: float = Field(ge=0, description="Time to score every task.")
+    note: str = Field(
+        default="measured outside the energy window; not counted in the inference figures"
+    )

@@ -13,7 +13,7 @@ from llenergymeasure.domain.energy import EnergyMetrics
 from llenergymeasure.domain.footprint import CarbonEstimate, CostEstimate
 from llenergymeasure.domain.inference import InferenceMetrics
 from llenergymeasure.domain.metrics import NormalisedMetrics, ThermalThrottleInfo, WarmupResult
-from llenergymeasure.domain.quality import QualityMetrics
+from llenergymeasure.domain.quality import QualityMetrics, TaskAccuracy
 from llenergymeasure.domain.serving import ServingMetrics
 
 #: Version of the result files' layout. Bump the major part on any incompatible change; loaders
@@ -25,8 +25,9 @@ from llenergymeasure.domain.serving import ServingMetrics
 #: stopped it; the OpenMP wait policy. 2.0: latency from per-request traces (arrival model,
 #: TPOT, a method per latency figure); 1.x files are migrated. 2.1: optional ``quality`` section
 #: (2.0 files load without it). 2.2: optional ``serving`` section (a serving run's load, window
-#: and per-request energy; older files load without it).
-SCHEMA_VERSION = "2.2"
+#: and per-request energy; older files load without it). 2.3: optional ``task_accuracy`` (lm-eval
+#: task scores beside the quality section; older files load without it).
+SCHEMA_VERSION = "2.3"
 
 
 class DeviceInfo(DomainModel):
@@ -97,6 +98,9 @@ class RawProcessResult(_Timed):
     quality: QualityMetrics | None = Field(
         default=None, description="Quality on a reference text (process 0), if enabled."
     )
+    task_accuracy: TaskAccuracy | None = Field(
+        default=None, description="lm-eval task scores (process 0), if tasks were listed."
+    )
 
     @model_validator(mode="after")
     def _index_in_world(self) -> RawProcessResult:
@@ -130,6 +134,11 @@ class ExperimentResult(_Timed):
         default=None,
         description="Perplexity, KL and top-1 agreement against a reference configuration, "
         "measured outside the energy window (None when quality evaluation is off).",
+    )
+    task_accuracy: TaskAccuracy | None = Field(
+        default=None,
+        description="Benchmark task scores through lm-eval on the measured model, outside the "
+        "energy window (None when no quality.lm_eval.tasks were listed).",
     )
     process_results: list[RawProcessResult] = Field(default_factory=list)
     carbon: CarbonEstimate | None = Field(

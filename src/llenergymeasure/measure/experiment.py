@@ -161,6 +161,9 @@ def preflight(config: ExperimentConfig, out_dir: Path) -> None:
     check_output_dir(out_dir, "output_dir")
     if config.prompts.source == "file" and config.prompts.path is not None:
         read_prompt_file(config.prompts.path, limit=config.n_prompts)
+    from llenergymeasure.quality.lmeval import check as check_lm_eval
+
+    check_lm_eval(config.quality.lm_eval)
     if config.energy not in ("auto", "estimate"):
         from llenergymeasure.energy import create_meter
 
@@ -279,6 +282,10 @@ def measure_process(
             engine, config, quality_reference, compute
         )
         warnings += quality_warnings
+        if config.quality.lm_eval.tasks and process_index == 0:
+            reporter.stage("quality: lm-eval tasks")
+        task_accuracy, task_warnings = quality_step.evaluate_tasks(engine, config, process_index)
+        warnings += task_warnings
     finally:
         engine.close()
 
@@ -299,6 +306,7 @@ def measure_process(
         warnings=list(dict.fromkeys(warnings)),
         timeseries_file=timeseries_filename(process_index, world_size),
         quality=quality,
+        task_accuracy=task_accuracy,
     )
     save_model(result, out_dir / process_filename(process_index))
     (out_dir / done_marker(process_index)).touch()

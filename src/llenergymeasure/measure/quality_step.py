@@ -7,7 +7,7 @@ from typing import Any
 
 from llenergymeasure.config.experiment import ExperimentConfig
 from llenergymeasure.domain.compute import ComputeMetrics
-from llenergymeasure.domain.quality import QualityMetrics
+from llenergymeasure.domain.quality import QualityMetrics, TaskAccuracy
 
 log = logging.getLogger("llenergymeasure")
 
@@ -46,3 +46,25 @@ def _on_gpu(config: ExperimentConfig) -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def evaluate_tasks(
+    engine: Any, config: ExperimentConfig, process_index: int
+) -> tuple[TaskAccuracy | None, list[str]]:
+    """After the window: lm-eval task scores of the loaded model (process 0; None if no tasks)."""
+    tasks = config.quality.lm_eval
+    if not tasks.tasks or process_index != 0:
+        return None, []
+    model = getattr(engine, "model", None)
+    tokenizer = getattr(engine, "tokenizer", None)
+    if model is None or tokenizer is None:
+        return None, [f"quality.lm_eval: engine {engine.name!r} gives no model object to score"]
+    from llenergymeasure.quality.lmeval import run_tasks
+
+    try:
+        accuracy = run_tasks(model, tokenizer, tasks)
+    except Exception as exc:  # the energy figures are measured: a task failure must not lose them
+        log.exception("quality.lm_eval: the tasks failed")
+        return None, [f"quality.lm_eval: tasks {tasks.tasks} failed ({type(exc).__name__}: {exc})"]
+    log.info("task accuracy: %s", accuracy.model_dump_json())
+    return accuracy, []

@@ -83,6 +83,7 @@ def aggregate(
         warmup=[p.warmup for p in procs if p.warmup is not None],
         warnings=all_warnings,
         quality=next((p.quality for p in procs if p.quality is not None), None),
+        task_accuracy=next((p.task_accuracy for p in procs if p.task_accuracy), None),
         process_results=list(procs),
     )
     return footprint(result)  # carbon and cost: views on the figures above

@@ -5,7 +5,9 @@ The export columns live with every other column in ``records.COLUMNS`` (one defi
 
 from __future__ import annotations
 
-from llenergymeasure.domain.quality import Interval, QualityMetrics
+from collections.abc import Callable
+
+from llenergymeasure.domain.quality import Interval, QualityMetrics, TaskAccuracy
 
 
 def interval_text(value: float, ci: Interval, percent: bool = False) -> str:
@@ -51,3 +53,69 @@ def quality_rows(q: QualityMetrics) -> list[tuple[str, str, str]]:
         ),
         ("evaluation (s)", f"{q.eval_time_sec:.3g}", f"{q.tokens_per_sec:.4g} tokens/s; {q.note}"),
     ]
+
+
+#: Headers of the task accuracy table (``results show``).
+TASK_HEADERS = ("task", "metric", "value ± stderr", "documents", "how")
+
+
+def task_rows(t: TaskAccuracy) -> list[tuple[str, str, str, str, str]]:
+    """(task, metric, value ± stderr, documents scored / in the task, how) rows."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for score in t.tasks:
+        how = (
+            f"lm-eval {t.lm_eval_version}, task v{score.version or '?'}, "
+            f"{score.num_fewshot}-shot, config sha256 {score.config_sha256[:12]}"
+        )
+        for m in score.metrics:
+            stderr = f" ± {m.stderr:.3f}" if m.stderr is not None else " (no stderr)"
+            name = m.name if m.filter == "none" else f"{m.name} ({m.filter})"
+            rows.append(
+                (
+                    score.task,
+                    name,
+                    f"{m.value:.4f}{stderr}",
+                    f"{score.n_samples}/{score.n_samples_total}",
+                    how,
+                )
+            )
+    return rows
+
+
+def task_summary(t: TaskAccuracy) -> str:
+    """One cell: 'task metric=value±stderr (n=...)' per task and metric, '; '-joined."""
+    parts = []
+    for score in t.tasks:
+        for m in score.metrics:
+            stderr = f"±{m.stderr:.4f}" if m.stderr is not None else ""
+            parts.append(f"{score.task} {m.name}={m.value:.4f}{stderr} (n={score.n_samples})")
+    return "; ".join(parts)
+
+
+def task_values(t: TaskAccuracy | None) -> dict[tuple[str, str], tuple[float, float | None]]:
+    """(task, metric) -> (value, stderr) of one result's task accuracy ({} when none)."""
+    if t is None:
+        return {}
+    return {(s.task, m.name): (m.value, m.stderr) for s in t.tasks for m in s.metrics}
+
+
+def task_compare_rows(
+    accuracies: list[TaskAccuracy | None], ratio: Callable[[float, float], str]
+) -> list[tuple[str, ...]]:
+    """Compare rows, one per (task, metric) any result has: value ± stderr (ratio to the first)."""
+    per_result = [task_values(t) for t in accuracies]
+    keys = list(dict.fromkeys(key for values in per_result for key in values))
+    rows: list[tuple[str, ...]] = []
+    for key in keys:
+        first = per_result[0].get(key)
+        cells = []
+        for i, values in enumerate(per_result):
+            if key not in values:
+                cells.append("-")
+                continue
+            value, stderr = values[key]
+            text = f"{value:.4f}" + (f" ± {stderr:.3f}" if stderr is not None else "")
+            shown = ratio(value, first[0]) if i and first is not None else ""
+            cells.append(f"{text} ({shown})" if shown else text)
+        rows.append((f"{key[0]} {key[1]} (lm-eval)", *cells, "higher"))
+    return rows

@@ -235,13 +235,22 @@ def _quality_columns() -> list[Column]:
         Column("kl_method", "str", "exact or top_k_tail (a lower bound)", _quality("kl_method")),
         Column("quality_tokens", "int", "tokens scored for quality", _quality("tokens_evaluated")),
         Column("quality_text", "str", "quality text: source:name", _quality_text),
+        Column("quality_text_sha256", "str", "SHA-256 of the text", _quality("text.sha256")),
+        Column("quality_reference_dtype", "str", "reference dtype", _quality("reference.dtype")),
         Column(
-            "quality_text_sha256", "str", "SHA-256 of the text", _quality("text.sha256")
-        ),
-        Column(
-            "quality_reference_dtype", "str", "reference dtype", _quality("reference.dtype")
+            "task_accuracy",
+            "str",
+            "lm-eval task scores: 'task metric=value±stderr (n=documents)', '; '-joined",
+            _task_accuracy,
         ),
     ]
+
+
+def _task_accuracy(result: ExperimentResult) -> str | None:
+    from llenergymeasure.results.quality_view import task_summary
+
+    t = result.task_accuracy
+    return task_summary(t) if t is not None else None
 
 
 def _quality_text(result: ExperimentResult) -> str | None:

@@ -19,7 +19,12 @@ from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.study import MetricSummary
 from llenergymeasure.results.collection import LoadedResult
 from llenergymeasure.results.footprint import footprint_rows
-from llenergymeasure.results.quality_view import quality_rows
+from llenergymeasure.results.quality_view import (
+    TASK_HEADERS,
+    quality_rows,
+    task_compare_rows,
+    task_rows,
+)
 from llenergymeasure.results.records import result_record
 
 MISSING = "-"
@@ -329,9 +334,15 @@ def show_tables(item: LoadedResult) -> list[Table]:
 
 
 def _quality_tables(r: ExperimentResult) -> list[Table]:
-    if r.quality is None:
-        return []
-    return [Table("quality (95% intervals)", ("figure", "value", "how"), quality_rows(r.quality))]
+    tables = []
+    if r.quality is not None:
+        tables.append(
+            Table("quality (95% intervals)", ("figure", "value", "how"), quality_rows(r.quality))
+        )
+    if r.task_accuracy is not None:
+        title = f"task accuracy (lm-eval; {r.task_accuracy.note})"
+        tables.append(Table(title, TASK_HEADERS, task_rows(r.task_accuracy)))
+    return tables
 
 
 def _mfu_how(compute: ComputeMetrics) -> str:
@@ -417,4 +428,5 @@ def compare_table(items: Sequence[LoadedResult]) -> Table:
             ratio = ratio_text(r[key], first[key])
             cells.append(f"{fmt(r[key])} ({ratio})" if ratio else fmt(r[key]))
         table.rows.append((label, *cells, better))
+    table.rows += task_compare_rows([item.result.task_accuracy for item in items], ratio_text)
     return table
