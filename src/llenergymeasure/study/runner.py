@@ -8,6 +8,7 @@ again into the same directory skips every run whose result exists and validates.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -204,12 +206,28 @@ def _run_local(
             break
 
 
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while thousands of results are loaded and kept:
+    each of its passes would walk every object loaded so far again (half the summary's time for
+    5,000 results). Reference counting still frees everything that is dropped at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def finish_study(study: StudyConfig, directory: Path, manifest: StudyManifest) -> StudyResult:
     """Compute the per-configuration statistics and write the study summary."""
     runs_dir = directory / RUNS_DIRNAME
     results: dict[str, ExperimentResult] = {}
-    for record in manifest.runs:
-        if record.status == "completed":
+    with _cycle_collector_paused():
+        for record in manifest.runs:
+            if record.status != "completed":
+                continue
             try:
                 results[record.run_id] = load_result(runs_dir / record.run_id / RESULT_FILENAME)
             except ResultFileError:
