@@ -2,7 +2,7 @@
 
 A run is done when ``runs/<run_id>/result.json`` loads as an ExperimentResult (JSON, schema
 version, every field and validator) and carries the run's config hash. That full check costs
-about half a millisecond per file, and a resumed study of thousands of runs would repeat it
+0.2-0.5 ms per file, and a resumed study of thousands of runs would repeat it
 for every finished run. So when the parent has validated a file in full it records the
 SHA-256 of the exact bytes in the run's manifest record (``result_sha256``), and later trusts
 a file whose bytes hash the same: reading and hashing a result costs tens of microseconds.
