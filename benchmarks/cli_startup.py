@@ -76,7 +76,7 @@ def main() -> None:
         for name, ms in import_breakdown():
             print(f"  {name:<24} {ms:8.1f}")
     if args.save:
-        command = "python benchmarks/cli_startup.py"
+        command = "python " + " ".join(sys.argv)
         what = f"`llem --help` vs `python -c pass` (medians {llem_ms:.0f} ms vs {bare_ms:.0f} ms)"
         print(f"saved {save_estimates('cli_startup', command, [estimate], what=what)}")
 

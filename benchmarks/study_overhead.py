@@ -95,7 +95,7 @@ def main() -> None:
             f"tokens/s inside a study's experiment subprocess vs a bare loop in a standalone "
             f"process (batch {args.batch_size}, {args.new_tokens} new tokens, {args.model})"
         )
-        command = "python benchmarks/study_overhead.py"
+        command = "python " + " ".join(sys.argv)
         print(f"saved {save_estimates('study_overhead', command, [estimate], what=what)}")
 
 

@@ -110,7 +110,7 @@ def main() -> None:
         f"at {1 / args.interval:.0f} Hz -> goal < 1%: {'met' if share.high < 0.01 else 'NOT met'}"
     )
     if args.save:
-        command = "PYTHONPATH=src:. python benchmarks/telemetry_overhead.py"
+        command = "python " + " ".join(sys.argv)
         what = (
             f"a CPU-bound loop with / without the telemetry thread at {1 / args.interval:.0f} Hz "
             f"({source}), and the thread's share of one core"

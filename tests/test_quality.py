@@ -293,6 +293,75 @@ def test_kl_and_top1_against_an_independent_full_vocabulary_computation(
     assert quality.mean_kl_nats > 0
 
 
+def test_scored_logits_only_where_the_scores_cannot_change() -> None:
+    """Float models are asked for the scored rows' logits only, and give the very same logits as
+    a full forward; a torch-int8 model (activation scale over all rows) is always run in full."""
+    import torch
+    import transformers
+
+    from llenergymeasure.engines.builtin import builtin_path
+    from llenergymeasure.engines.quantize import quantize_torch_int8
+    from llenergymeasure.quality.scoring import _can_keep_logits, _scored_logits
+
+    source = builtin_path("builtin:shakespeare")
+    model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype="float32").eval()
+    ids = torch.arange(4, 4 + 64)[None]
+    window = W.Window(begin=0, end=64, first_scored=33)
+    with torch.inference_mode():
+        full = model(input_ids=ids, use_cache=False).logits[0, 32:63]
+        assert _can_keep_logits(model)
+        (kept,) = _scored_logits(model, ids, [window], keep=True)
+        assert torch.equal(kept, full)
+        assert not _can_keep_logits(quantize_torch_int8(model))
+
+
+class FakeTiedLM:
+    """A fake causal LM (tests only): fixed logits per position, rounded to 0.5 so that the
+    largest value is often tied; exercises the top-1 tie path of ``score_measured``."""
+
+    def __init__(self, seed: int, vocab: int = 8, length: int = 64) -> None:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        self.table = (torch.randint(0, 6, (length, vocab), generator=gen) / 2.0).float()
+
+    def parameters(self):
+        return iter(())
+
+    def modules(self):
+        return iter(())
+
+    def forward(self, input_ids, use_cache=False, logits_to_keep=0):
+        length = input_ids.shape[1]
+        logits = self.table[:length][None].expand(input_ids.shape[0], -1, -1)
+        return types.SimpleNamespace(
+            logits=logits[:, -logits_to_keep:] if logits_to_keep else logits
+        )
+
+    __call__ = forward
+
+
+def test_top1_agreement_with_tied_maxima_is_argmax_equality() -> None:
+    import torch
+
+    from llenergymeasure.quality.scoring import score_measured, score_reference
+
+    ids = [i % 8 for i in range(64)]
+    windows = W.plan_windows(64, 32, 16)
+    reference, measured = FakeTiedLM(1), FakeTiedLM(2)
+    ref = score_reference(reference, ids, windows, top_k=8)
+    got = score_measured(measured, ids, windows, ref)
+    expected = []
+    for w in windows:
+        rows = slice(w.first_scored - w.begin - 1, w.end - w.begin - 1)
+        p, q = reference.table[rows], measured.table[rows]
+        expected.append(p.argmax(-1) == q.argmax(-1))  # first maximum, as torch.argmax
+    expected = torch.cat(expected).numpy()
+    ties = (measured.table == measured.table.max(-1, keepdim=True).values).sum(-1) > 1
+    assert ties.sum() > 10  # the case is exercised
+    assert np.array_equal(got.top1, expected)
+
+
 def test_top_k_kl_is_a_lower_bound_of_the_exact_kl() -> None:
     import torch
 

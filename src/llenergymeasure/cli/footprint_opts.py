@@ -1,13 +1,17 @@
 """The `--region / --intensity / --pue / --usd-per-gpu-hour ...` options of the result commands.
 
 They recompute carbon and cost from the stored energy and time (results/footprint.py) for
-what is shown or exported; the result files are never changed.
+what is shown or exported; the result files are never changed. A command takes them all by
+declaring one ``footprint`` parameter and the ``@with_footprint_options`` decorator.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -68,3 +72,43 @@ def overrides(
         usd_per_node_hour=usd_per_node_hour,
         gpu_count=gpus,
     )
+
+
+def _resolved(command: Callable[..., Any], annotation: Any) -> Any:
+    """A string annotation (``from __future__ import annotations``) as the type it names."""
+    if not isinstance(annotation, str):
+        return annotation
+    return eval(annotation, command.__globals__)
+
+
+def with_footprint_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` the seven options above in place of its ``footprint`` parameter.
+
+    The command receives them as one ``FootprintOverrides`` (``footprint=``); typer reads the
+    wrapper's signature, so ``--help`` and parsing are as if each option were spelt out.
+    """
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "footprint"]
+    hints = {p.name: _resolved(command, p.annotation) for p in own}
+    options = [
+        ("region", str | None, REGION),
+        ("intensity", float | None, INTENSITY),
+        ("pue", float | None, PUE),
+        ("energy_basis", EnergyBasisChoice | None, ENERGY_BASIS),
+        ("usd_per_gpu_hour", float | None, USD_PER_GPU_HOUR),
+        ("usd_per_node_hour", float | None, USD_PER_NODE_HOUR),
+        ("gpus", int | None, GPUS),
+    ]
+    params = [p.replace(annotation=hints[p.name]) for p in own] + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind)
+        for name, kind, opt in options
+    ]
+    names = [name for name, _, _ in options]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = overrides(*(kwargs.pop(name) for name in names))
+        return command(*args, footprint=given, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from llenergymeasure.cli import footprint_opts as fo
 from llenergymeasure.cli.results_cmd import warn
 
+if TYPE_CHECKING:
+    from llenergymeasure.results.footprint import FootprintOverrides
+
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
+    @fo.with_footprint_options
     def report(
         directory: Path = typer.Argument(..., help="An experiment or study directory."),
         output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML to write."),
@@ -19,13 +24,8 @@ def register(app: typer.Typer) -> None:
             6, "--max-telemetry", min=0, help="Draw power/temperature for at most N results."
         ),
         title: str | None = typer.Option(None, "--title", help="Page title."),
-        region: str | None = fo.REGION,
-        intensity: float | None = fo.INTENSITY,
-        pue: float | None = fo.PUE,
-        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
-        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
-        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
-        gpus: int | None = fo.GPUS,
+        *,
+        footprint: FootprintOverrides,
     ) -> None:
         """Write an HTML report: tables and plots (matplotlib) embedded in one file."""
         from llenergymeasure.files import check_output_file
@@ -36,9 +36,7 @@ def register(app: typer.Typer) -> None:
         check_output_file(output)
         found = recompute_set(
             load_results(directory),
-            fo.overrides(
-                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
-            ),
+            footprint,
         )
         warn(found.warnings())
         page = write_report(found, output, max_telemetry=max_telemetry, title=title)

@@ -17,6 +17,7 @@ from llenergymeasure.errors import LlemError, ResultFileError
 
 if TYPE_CHECKING:
     from llenergymeasure.results.collection import LoadedResult
+    from llenergymeasure.results.footprint import FootprintOverrides
     from llenergymeasure.results.views import Table
 
 DEFAULT_DIR = Path("results")
@@ -84,6 +85,7 @@ def register(app: typer.Typer) -> None:
         print_table(list_table(found.loaded, title=f"{len(found)} result(s) in {directory}"))
 
     @results_app.command("show")
+    @fo.with_footprint_options
     def show(
         ref: str = typer.Argument(
             ..., help="Experiment id (or unique prefix), result file or dir."
@@ -92,13 +94,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(
             False, "--json", help="Print the result as JSON (the result.json document)."
         ),
-        region: str | None = fo.REGION,
-        intensity: float | None = fo.INTENSITY,
-        pue: float | None = fo.PUE,
-        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
-        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
-        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
-        gpus: int | None = fo.GPUS,
+        *,
+        footprint: FootprintOverrides,
     ) -> None:
         """Every figure of one result, grouped, with how each was obtained."""
         from llenergymeasure.results.collection import resolve_results
@@ -108,9 +105,7 @@ def register(app: typer.Typer) -> None:
         (item,), problems = resolve_results([ref], directory)
         item = recompute_item(
             item,
-            fo.overrides(
-                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
-            ),
+            footprint,
         )
         warn(f"skipped {p}" for p in problems)
         if as_json:
@@ -121,16 +116,12 @@ def register(app: typer.Typer) -> None:
                 print_table(table)
 
     @results_app.command("compare")
+    @fo.with_footprint_options
     def compare(
         refs: list[str] = typer.Argument(..., help="Two or more ids, result files or dirs."),
         directory: Path = typer.Option(DEFAULT_DIR, "--dir", help="Where to look for ids."),
-        region: str | None = fo.REGION,
-        intensity: float | None = fo.INTENSITY,
-        pue: float | None = fo.PUE,
-        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
-        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
-        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
-        gpus: int | None = fo.GPUS,
+        *,
+        footprint: FootprintOverrides,
     ) -> None:
         """Results side by side, each figure with its ratio to the first result."""
         from llenergymeasure.results.collection import resolve_results
@@ -140,14 +131,12 @@ def register(app: typer.Typer) -> None:
         if len(refs) < 2:
             raise LlemError("compare needs at least two results (ids, result files or dirs)")
         items, problems = resolve_results(refs, directory)
-        given = fo.overrides(
-            region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
-        )
-        items = [recompute_item(item, given) for item in items]
+        items = [recompute_item(item, footprint) for item in items]
         warn(f"skipped {p}" for p in problems)
         print_table(compare_table(items), numeric_from=1)
 
     @results_app.command("export")
+    @fo.with_footprint_options
     def export(
         directory: Path = typer.Argument(..., help="Directory searched for result.json."),
         fmt: ExportFormat | None = typer.Option(
@@ -156,13 +145,8 @@ def register(app: typer.Typer) -> None:
         output: Path | None = typer.Option(
             None, "-o", "--output", help="File to write (default: ./results.csv or .parquet)."
         ),
-        region: str | None = fo.REGION,
-        intensity: float | None = fo.INTENSITY,
-        pue: float | None = fo.PUE,
-        energy_basis: fo.EnergyBasisChoice | None = fo.ENERGY_BASIS,
-        usd_per_gpu_hour: float | None = fo.USD_PER_GPU_HOUR,
-        usd_per_node_hour: float | None = fo.USD_PER_NODE_HOUR,
-        gpus: int | None = fo.GPUS,
+        *,
+        footprint: FootprintOverrides,
     ) -> None:
         """One row per result, stable column names with units (CSV or Parquet)."""
         from llenergymeasure.files import check_output_file
@@ -176,9 +160,7 @@ def register(app: typer.Typer) -> None:
         output = check_output_file(output or Path(f"results.{fmt.value}"))
         found = recompute_set(
             load_results(directory),
-            fo.overrides(
-                region, intensity, pue, energy_basis, usd_per_gpu_hour, usd_per_node_hour, gpus
-            ),
+            footprint,
         )
         warn(found.warnings())
         if not found.loaded:
