@@ -2,23 +2,31 @@
 
 Everything but the experiments is real: the study is expanded and validated, the dispatcher
 submits in order with 64 runs in flight, records each run's submission, start and end in the
-manifest (journal + atomic snapshots) and validates each run's result.json when it ends; then
-a restarted parent resumes the finished study (it validates every result and submits nothing)
-and the summary is computed. The stand-in backend (``InstantBackend``, a fake) "runs" a
-submitted run by moving a result file prepared beforehand (untimed) into the run's directory.
+manifest (journal + atomic snapshots) and validates each run's result.json in full when it
+ends (recording its SHA-256 in the manifest); the summary loads every result in full; then a
+restarted parent resumes the finished study (it checks every result against the SHA-256 the
+manifest holds, validating in full only a changed file, and submits nothing). The stand-in
+backend (``InstantBackend``, a fake) "runs" a submitted run by moving a result file prepared
+beforehand (untimed) into the run's directory. Each phase prints wall-clock and CPU time.
 Run from the repository root:
 
     PYTHONPATH=src:. python benchmarks/study_bookkeeping.py [--configs 2500] [--cycles 2]
+
+``--profile N`` also prints each phase's N costliest functions (cProfile, own time); the
+phases' times are then those of the profiled code, slower than without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from tests import factories
 
@@ -26,7 +34,7 @@ from llenergymeasure.config.study import StudyConfig, expand
 from llenergymeasure.results.io import save_result
 from llenergymeasure.study.executors.dispatch import Dispatcher, JobState
 from llenergymeasure.study.executors.task import RunTask, write_outcome
-from llenergymeasure.study.manifest_store import ManifestStore
+from llenergymeasure.study.manifest_store import ManifestStore, load_manifest
 from llenergymeasure.study.runner import (
     RUNS_DIRNAME,
     _NullStudyReporter,
@@ -34,6 +42,24 @@ from llenergymeasure.study.runner import (
     finish_study,
     study_directory,
 )
+
+
+class Clock(NamedTuple):
+    """Wall-clock and CPU seconds (this process): CPU time shows the cost on a busy machine."""
+
+    wall: float
+    cpu: float
+
+    @staticmethod
+    def now() -> Clock:
+        return Clock(time.perf_counter(), time.process_time())
+
+    def __add__(self, other: object) -> Clock:
+        assert isinstance(other, Clock)
+        return Clock(self.wall + other.wall, self.cpu + other.cpu)
+
+    def __sub__(self, other: Clock) -> Clock:
+        return Clock(self.wall - other.wall, self.cpu - other.cpu)
 
 
 class InstantBackend:
@@ -44,11 +70,11 @@ class InstantBackend:
     def __init__(self, staging: Path) -> None:
         self.staging = staging
         self.submitted = 0
-        self.own_sec = 0.0  # the stand-in runs' own file writes, not bookkeeping
+        self.own = Clock(0.0, 0.0)  # the stand-in runs' own file writes, not bookkeeping
         self._ended: set[str] = set()
 
     def submit(self, tasks: list[RunTask]) -> list[str]:
-        start = time.perf_counter()
+        start = Clock.now()
         ids = []
         for task in tasks:
             self.submitted += 1
@@ -62,7 +88,7 @@ class InstantBackend:
             )  # fmt: skip
             self._ended.add(job_id)
             ids.append(job_id)
-        self.own_sec += time.perf_counter() - start
+        self.own = self.own + (Clock.now() - start)
         return ids
 
     def state(self, job_id: str) -> JobState:
@@ -78,25 +104,43 @@ class InstantBackend:
         pass
 
 
-def dispatch(study: StudyConfig, backend: InstantBackend) -> tuple[float, float, int]:
-    """(seconds to expand, seconds to open the manifest and dispatch, runs)."""
+def dispatch(study: StudyConfig, backend: InstantBackend) -> tuple[Clock, Clock, int]:
+    """(time to expand, time to open the manifest and dispatch, runs)."""
     directory = study_directory(study)
-    t0 = time.perf_counter()
+    t0 = Clock.now()
     runs = expand(study, output_dir=directory / RUNS_DIRNAME)
-    t1 = time.perf_counter()
+    t1 = Clock.now()
     (directory / RUNS_DIRNAME).mkdir(parents=True, exist_ok=True)
     store = ManifestStore(directory, _open_manifest(study, directory, runs))
     Dispatcher(
         study, runs, directory / RUNS_DIRNAME, store, backend, _NullStudyReporter()
     ).run()
     store.close()
-    return t1 - t0, time.perf_counter() - t1, len(runs)
+    return t1 - t0, Clock.now() - t1, len(runs)
+
+
+class Phases:
+    """Runs each phase, optionally under cProfile, and prints its top functions."""
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+
+    def __call__(self, name: str, fn, *args):  # type: ignore[no-untyped-def]
+        if not self.top:
+            return fn(*args)
+        profile = cProfile.Profile()
+        try:
+            return profile.runcall(fn, *args)
+        finally:
+            print(f"--- profile of {name} (own time) ---")
+            pstats.Stats(profile).sort_stats("tottime").print_stats(self.top)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", type=int, default=2500)
     parser.add_argument("--cycles", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="llem-bookkeeping-"))
     side = int(args.configs**0.5)
@@ -120,39 +164,43 @@ def main() -> None:
         result = template.model_copy(
             update={
                 "experiment_id": run.run_id,
-                "config_hash": run.config.config_hash(),
+                "config_hash": run.config_hash,
                 "config": run.config.model_dump(mode="json"),
             }
         )
         save_result(result, staging / f"{run.run_id}.json")
 
+    phase = Phases(args.profile)
     backend = InstantBackend(staging)
-    plan_sec, run_sec, n = dispatch(study, backend)
+    plan, first, n = phase("first pass", dispatch, study, backend)
     assert backend.submitted == n
-    run_sec -= backend.own_sec
+    first = first - backend.own
     directory = study_directory(study)
-    t0 = time.perf_counter()
-    from llenergymeasure.study.manifest_store import load_manifest
-
-    summary = finish_study(study, directory, load_manifest(directory))
-    summary_sec = time.perf_counter() - t0
+    t0 = Clock.now()
+    summary = phase("summary", lambda: finish_study(study, directory, load_manifest(directory)))
+    summarising = Clock.now() - t0
     assert summary.completed == n, summary.completed
 
     resumed = InstantBackend(staging)
-    resume_plan_sec, resume_sec, _ = dispatch(study, resumed)
+    resume_plan, resume, _ = phase("resume", dispatch, study, resumed)
     assert resumed.submitted == 0  # a finished study resumes without submitting anything
     size_mb = (directory / "manifest.json").stat().st_size / 1e6
 
-    def row(what: str, sec: float) -> str:
-        return f"{what:<52} {sec:>8.2f} s {sec / n * 1e3:>8.3f} ms/run"
+    def row(what: str, t: Clock) -> str:
+        return (
+            f"{what:<50} {t.wall:>6.2f} s {t.wall / n * 1e3:>6.3f} ms/run"
+            f"   (CPU {t.cpu:>5.2f} s {t.cpu / n * 1e3:>6.3f} ms/run)"
+        )
 
     print(f"study of {n} runs ({args.configs} configurations x {args.cycles} cycles)")
-    print(row("plan: expand + validate every run's config", plan_sec))
-    print(row("dispatch: submit, record, validate each result", run_sec))
-    print(f"  (not counted: the stand-in runs' own result/outcome writes, {backend.own_sec:.2f} s)")
-    print(row("summary: load every result, statistics", summary_sec))
-    print(row("resume: re-plan + manifest + validate every result", resume_plan_sec + resume_sec))
-    total = plan_sec + run_sec + resume_plan_sec + resume_sec
+    print(row("plan: expand + validate every run's config", plan))
+    print(row("dispatch: submit, record, validate results in full", first))
+    print(
+        f"  (not counted: the stand-in runs' own result/outcome writes, {backend.own.wall:.2f} s)"
+    )
+    print(row("summary: load every result in full, statistics", summarising))
+    print(row("resume: re-plan, manifest, SHA-256 of each result", resume_plan + resume))
+    total = plan + first + resume_plan + resume
     print(row("bookkeeping total (plan + dispatch + resume)", total))
     print(f"manifest.json: {size_mb:.1f} MB")
     shutil.rmtree(root, ignore_errors=True)

@@ -4,6 +4,8 @@ the run's result file (from the test factories) and its outcome."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from llenergymeasure.config.study import StudyConfig, expand
 from llenergymeasure.domain.study import StudyManifest
 from llenergymeasure.results.io import save_model, save_result
+from llenergymeasure.study import result_check
 from llenergymeasure.study.executors import dispatch
 from llenergymeasure.study.executors.task import RunTask, write_outcome
 from llenergymeasure.study.manifest_store import load_manifest
@@ -197,3 +200,74 @@ def test_fail_fast_stops_submitting(tmp_path: Path, backend: FakeBackend) -> Non
     statuses = [r.status for r in result.runs]
     assert statuses[0] == "failed" and result.runs[0].error == "boom"
     assert statuses.count("pending") >= 3  # nothing submitted after the failure was seen
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, old: bytes, new: bytes) -> None:
+    """Replace bytes in place so that the file's size and modification time stay the same."""
+    assert len(old) == len(new)
+    stat = path.stat()
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+
+def test_resume_trusts_unchanged_results_and_revalidates_changed_ones(
+    tmp_path: Path, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = make_study(tmp_path)
+    runs = expand(study)
+    first = run_study(study)
+    directory = tmp_path / "d"
+    digests = {r.run_id: r.result_sha256 for r in first.runs}
+    for run in runs:  # the manifest records the SHA-256 of each result it validated
+        data = (directory / "runs" / run.run_id / "result.json").read_bytes()
+        assert digests[run.run_id] == hashlib.sha256(data).hexdigest()
+    assert load_manifest(directory).runs[0].result_sha256 == digests[runs[0].run_id]
+
+    full: list[str] = []  # results parsed and validated in full
+    real = result_check.model_from_text
+    monkeypatch.setattr(
+        result_check, "model_from_text", lambda path, *a: full.append(Path(path).parent.name)
+        or real(path, *a),
+    )
+    backend.batches.clear()
+    run_study(study)  # nothing changed: every result trusted by its digest, none parsed
+    assert full == [] and backend.batches == []
+
+    # Run 1: the JSON corrupted (same size, same mtime). Run 2: its config hash changed to
+    # another run's. Run 3: still a valid result of its config, another experiment id.
+    one, two, three = (directory / "runs" / runs[i].run_id / "result.json" for i in (1, 2, 3))
+    _rewrite_keeping_size_and_mtime(one, b'"experiment_id"', b'"experiment_id\'')
+    other = RUN_HASH[runs[4].run_id].encode()
+    _rewrite_keeping_size_and_mtime(two, RUN_HASH[runs[2].run_id].encode(), other)
+    old_id = f'"experiment_id": "{runs[3].run_id}"'.encode()
+    new_id = f'"experiment_id": "{"x" * len(runs[3].run_id)}"'.encode()
+    _rewrite_keeping_size_and_mtime(three, old_id, new_id)
+    result = run_study(study)
+    # the three changed files validated in full, then the two new results of runs 1 and 2
+    assert full == [runs[i].run_id for i in (1, 2, 3, 1, 2)]
+    assert [r for b in backend.batches for r in b] == [runs[1].run_id, runs[2].run_id]
+    final = {r.run_id: r for r in result.runs}
+    assert result.completed == 6
+    assert final[runs[1].run_id].attempts == final[runs[2].run_id].attempts == 2
+    assert final[runs[3].run_id].attempts == 1  # re-validated, kept, its new digest recorded
+    assert final[runs[3].run_id].result_sha256 == hashlib.sha256(three.read_bytes()).hexdigest()
+    assert final[runs[3].run_id].result_sha256 != digests[runs[3].run_id]
+
+
+def test_a_manifest_without_digests_is_validated_in_full_once(
+    tmp_path: Path, backend: FakeBackend
+) -> None:
+    study = make_study(tmp_path)
+    run_study(study)
+    directory = tmp_path / "d"
+    manifest = load_manifest(directory)
+    for record in manifest.runs:  # as a study written before digests were recorded (1.2)
+        record.result_sha256 = None
+    save_model(manifest.model_copy(update={"schema_version": "1.2"}), directory / "manifest.json")
+    backend.batches.clear()
+    result = run_study(study)
+    assert backend.batches == [] and result.completed == 6
+    assert all(r.result_sha256 for r in load_manifest(directory).runs)

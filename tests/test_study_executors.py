@@ -132,22 +132,35 @@ def _manifest(n: int) -> StudyManifest:
 def test_journal_replays_over_snapshot_and_ignores_a_torn_line(tmp_path: Path) -> None:
     assert ManifestStore(tmp_path, _manifest(20)).compact_every == 1  # small: always current
     store = ManifestStore(tmp_path, _manifest(100))
-    assert store.compact_every == 20
-    for i in range(22):
+    assert store.compact_every == 100  # the journal never grows longer than the snapshot
+    for i in range(20):
         record = store.records[f"r{i}"]
         record.status, record.job_id, record.host = "submitted", f"job{i}", "node7"
         store.update(record)
-    # 20 changes compacted into manifest.json, 2 only in the journal
+    batch = [store.records[f"r{i}"] for i in range(20, 99)]
+    for i, record in enumerate(batch, 20):
+        record.status, record.job_id, record.host = "submitted", f"job{i}", "node7"
+    store.update(*batch)  # one journal write of 79 lines
+    assert len((tmp_path / JOURNAL_FILENAME).read_text().splitlines()) == 99
+    assert load_model(tmp_path / "manifest.json", StudyManifest).runs[0].job_id is None
+    store.records["r99"].job_id = "job99"
+    store.update(store.records["r99"])  # the 100th change: snapshot, journal emptied
+    assert (tmp_path / JOURNAL_FILENAME).read_text() == ""
+    snapshot = load_model(tmp_path / "manifest.json", StudyManifest)
+    assert [r.job_id for r in snapshot.runs] == [f"job{i}" for i in range(100)]
+    for i in (0, 1):
+        store.records[f"r{i}"].status = "running"
+        store.update(store.records[f"r{i}"])
     assert len((tmp_path / JOURNAL_FILENAME).read_text().splitlines()) == 2
-    assert load_model(tmp_path / "manifest.json", StudyManifest).runs[21].job_id is None
+    assert load_model(tmp_path / "manifest.json", StudyManifest).runs[1].status == "submitted"
     with open(tmp_path / JOURNAL_FILENAME, "a") as journal:
-        journal.write('{"run_id": "r90", "config_ind')  # a crash mid-line
-    loaded = load_manifest(tmp_path)
-    assert [r.job_id for r in loaded.runs[:23]] == [f"job{i}" for i in range(22)] + [None]
-    assert loaded.runs[90].status == "pending"
+        journal.write('{"run_id": "r2", "config_index": 2, "cycle": 0, "config_hash": "x", "sta')
+    loaded = load_manifest(tmp_path)  # a crash mid-line: the torn record is not applied
+    assert [r.status for r in loaded.runs[:3]] == ["running", "running", "submitted"]
+    assert loaded.runs[2].job_id == "job2"
     store.close()
     assert not (tmp_path / JOURNAL_FILENAME).exists()
-    assert load_manifest(tmp_path).runs[21].host == "node7"
+    assert load_manifest(tmp_path).runs[1].status == "running"
 
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -101,7 +101,7 @@ def plan_table(study: StudyConfig) -> Table:
             run.run_id,
             describe_overrides(run.overrides),
             str(run.cycle + 1),
-            run.config.config_hash(),
+            run.config_hash,
         )
     return table
 

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +103,12 @@ class PlannedRun:
     cycle: int
     overrides: dict[str, Any]
     config: ExperimentConfig
+    #: ``config.config_hash()``, computed once (given by ``expand``, else computed here).
+    config_hash: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.config_hash:
+            object.__setattr__(self, "config_hash", self.config.config_hash())
 
 
 def _variations(study: StudyConfig) -> list[dict[str, Any]]:
@@ -117,7 +123,7 @@ def _variations(study: StudyConfig) -> list[dict[str, Any]]:
 
 def expand(study: StudyConfig, output_dir: Path | None = None) -> list[PlannedRun]:
     """Every run of the study, in execution order; each config validated and named."""
-    configs: list[tuple[dict[str, Any], ExperimentConfig]] = []
+    configs: list[tuple[dict[str, Any], ExperimentConfig, str]] = []
     for index, overrides in enumerate(_variations(study)):
         data = copy.deepcopy(study.base)
         for key, value in overrides.items():
@@ -126,12 +132,12 @@ def expand(study: StudyConfig, output_dir: Path | None = None) -> list[PlannedRu
         config = validate(ExperimentConfig, data, source=source)
         if output_dir is not None:
             config = config.model_copy(update={"output_dir": output_dir})
-        configs.append((overrides, config))
+        configs.append((overrides, config, config.config_hash()))
 
     def run(index: int, cycle: int) -> PlannedRun:
-        overrides, config = configs[index]
-        run_id = f"c{index + 1:03d}-cycle{cycle + 1}-{config.config_hash()[:8]}"
-        return PlannedRun(run_id, index, cycle, overrides, config)
+        overrides, config, config_hash = configs[index]
+        run_id = f"c{index + 1:03d}-cycle{cycle + 1}-{config_hash[:8]}"
+        return PlannedRun(run_id, index, cycle, overrides, config, config_hash)
 
     n, cycles = len(configs), study.cycles
     if study.order == "sequential":
@@ -169,7 +175,7 @@ def load_study_config(path: str | Path, output_dir: Path | None = None) -> Study
     # Validate every run's config now, before anything starts: fields, prompt files, memory.
     seen: set[str] = set()
     for run in expand(study):
-        if run.config.config_hash() not in seen:
-            seen.add(run.config.config_hash())
+        if run.config_hash not in seen:
+            seen.add(run.config_hash)
             check_prompt_file(run.config)
     return study

@@ -19,7 +19,9 @@ class DomainModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_computed_fields(cls, data: Any) -> Any:
-        computed = cls.model_computed_fields
+        # The class attribute itself: ``model_computed_fields`` goes through a deprecation
+        # descriptor that costs more than the rest of this check, on every nested model.
+        computed = cls.__pydantic_computed_fields__
         if computed and isinstance(data, dict) and any(name in data for name in computed):
             data = {k: v for k, v in data.items() if k not in computed}
         return data

@@ -17,8 +17,9 @@ RunStatus = Literal["pending", "submitted", "running", "completed", "failed"]
 
 #: 1.1 added where each run executed (executor, job id, host, GPUs) and the execution summary.
 #: 1.2: a metric over fewer than two runs has no std/interval (None); runs without output
-#: tokens are counted in ``without_output_tokens``. Older files still load.
-STUDY_SCHEMA_VERSION = "1.2"
+#: tokens are counted in ``without_output_tokens``. 1.3: each run record keeps the SHA-256 of
+#: the result.json the parent validated (``result_sha256``). Older files still load.
+STUDY_SCHEMA_VERSION = "1.3"
 
 
 class RunRecord(DomainModel):
@@ -42,6 +43,12 @@ class RunRecord(DomainModel):
     host: str | None = Field(default=None, description="Host the run's process ran on.")
     gpus: str | None = Field(
         default=None, description="CUDA_VISIBLE_DEVICES the run saw (None: not set)."
+    )
+    result_sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the run's result.json when the parent last validated it in "
+        "full (schema and config hash); a resumed study trusts a file with these exact bytes "
+        "without parsing it again, and validates any other file in full.",
     )
 
 

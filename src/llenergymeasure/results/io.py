@@ -42,7 +42,6 @@ def _major(version: str) -> str:
 def load_model(path: str | Path, model_type: type[ModelT]) -> ModelT:
     """Load and validate a JSON result file; any problem is a ResultFileError naming the file."""
     path = Path(path)
-    kind = model_type.__name__
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -51,6 +50,13 @@ def load_model(path: str | Path, model_type: type[ModelT]) -> ModelT:
         raise ResultFileError(path, "is a directory, expected a JSON result file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultFileError(path, f"cannot be read ({exc})") from None
+    return model_from_text(path, text, model_type)
+
+
+def model_from_text(path: str | Path, text: str, model_type: type[ModelT]) -> ModelT:
+    """Validate the text of a JSON file read from ``path`` (named in errors) as load_model does."""
+    path = Path(path)
+    kind = model_type.__name__
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

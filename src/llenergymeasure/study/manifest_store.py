@@ -2,14 +2,15 @@
 
 Rewriting a manifest of thousands of runs at every change costs O(runs) per change, O(runs²)
 per study. Instead each change appends the run's whole record as one JSON line to
-``manifest.journal.jsonl`` (one ``write`` of a small line, flushed: a crash of the parent
-loses nothing the kernel has), and the snapshot ``manifest.json`` is rewritten atomically
-(and the journal emptied) every ``runs / 5`` changes or, at the next change, once it is
-``COMPACT_AFTER_SEC`` old: a few snapshots per pass over the study, each O(runs), so the
-bookkeeping stays linear in the number of runs. Readers load the snapshot and replay the
-journal (a torn last line is ignored); replaying is idempotent, so a crash between the
-snapshot and the truncation is harmless. Studies of up to 50 runs compact at every change, so
-their ``manifest.json`` alone is always current.
+``manifest.journal.jsonl`` (the records of one call in one ``write``, flushed: a crash of the
+parent loses nothing the kernel has), and the snapshot ``manifest.json`` is rewritten
+atomically (and the journal emptied) once the journal holds as many records as the study has
+runs, or, at the next change, once the snapshot is ``COMPACT_AFTER_SEC`` old: a snapshot costs
+O(runs) and comes at most every O(runs) changes, so the bookkeeping stays linear in the number
+of runs, and the journal a reader replays is never longer than the snapshot. Readers load the
+snapshot and replay the journal (a torn last line is ignored); replaying is idempotent, so a
+crash between the snapshot and the truncation is harmless. Studies of up to 50 runs compact
+at every change, so their ``manifest.json`` alone is always current.
 """
 
 from __future__ import annotations
@@ -57,21 +58,23 @@ class ManifestStore:
         self.manifest = manifest
         self.records = {r.run_id: r for r in manifest.runs}
         n = len(manifest.runs)
-        self.compact_every = 1 if n <= SMALL_STUDY_RUNS else max(1, n // 5)
+        self.compact_every = 1 if n <= SMALL_STUDY_RUNS else n
         self._compacted_at = time.monotonic()
         self._pending = 0
         self._journal: IO[str] | None = None
         self.compact()
 
-    def update(self, record: RunRecord) -> None:
-        """Persist one record's new state (journal line; snapshot every few changes)."""
+    def update(self, *records: RunRecord) -> None:
+        """Persist records' new state (one journal write; a snapshot every so often)."""
+        if not records:
+            return
         if self._journal is None:
             self._journal = open(  # noqa: SIM115 - held open for appends until close()
                 self.directory / JOURNAL_FILENAME, "a", encoding="utf-8"
             )
-        self._journal.write(record.model_dump_json() + "\n")
+        self._journal.write("".join(r.model_dump_json() + "\n" for r in records))
         self._journal.flush()
-        self._pending += 1
+        self._pending += len(records)
         stale = time.monotonic() - self._compacted_at >= COMPACT_AFTER_SEC
         if self._pending >= self.compact_every or stale:
             self.compact()
@@ -88,8 +91,9 @@ class ManifestStore:
         self._compacted_at = time.monotonic()
 
     def close(self) -> None:
-        """Final snapshot; the journal file is removed."""
-        self.compact()
+        """Final snapshot (unless nothing changed since the last); the journal is removed."""
+        if self._pending:
+            self.compact()
         if self._journal is not None:
             self._journal.close()
             self._journal = None

@@ -17,9 +17,12 @@ def summarise(
     records: Sequence[RunRecord], results: dict[str, ExperimentResult]
 ) -> list[ConfigurationSummary]:
     """One summary per configuration, over the cycles that completed."""
+    by_config: dict[int, list[RunRecord]] = {}
+    for r in records:
+        by_config.setdefault(r.config_index, []).append(r)
     summaries = []
-    for index in sorted({r.config_index for r in records}):
-        mine = [r for r in records if r.config_index == index]
+    for index in sorted(by_config):
+        mine = by_config[index]
         done = [results[r.run_id] for r in mine if r.run_id in results]
         stats = ConfigurationStats.of(done)
         summaries.append(

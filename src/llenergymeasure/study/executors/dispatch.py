@@ -20,6 +20,7 @@ from llenergymeasure.config.study import PlannedRun, StudyConfig
 from llenergymeasure.domain.study import RunRecord
 from llenergymeasure.study.executors.task import RunTask, read_outcome
 from llenergymeasure.study.manifest_store import ManifestStore
+from llenergymeasure.study.result_check import check_result
 
 JobState = Literal["active", "ended", "lost"]
 
@@ -90,12 +91,11 @@ class Dispatcher:
         return self.store.records[run.run_id]
 
     def run(self) -> None:
-        from llenergymeasure.study.runner import valid_result
-
         for run in self.runs:
             record = self.record(run)
-            if valid_result(run, self.runs_dir / run.run_id) is not None:
-                if record.status != "completed":
+            known = record.result_sha256
+            if check_result(run, self.runs_dir / run.run_id, record):
+                if record.status != "completed" or record.result_sha256 != known:
                     record.status, record.error = "completed", None
                     self.store.update(record)
                 continue
@@ -139,14 +139,17 @@ class Dispatcher:
             tasks.append(RunTask(run.run_id, config_json, str(run_dir), self.study.timeout_sec))
         job_ids = self.backend.submit(tasks)
         now = datetime.now(timezone.utc)
+        submitted = []
         for run, job_id in zip(batch, job_ids, strict=True):
             record = self.record(run)
             record.status, record.error, record.attempts = "submitted", None, record.attempts + 1
             record.executor, record.job_id, record.submitted_at = self.kind, job_id, now
             record.host = record.gpus = record.started_at = record.finished_at = None
-            self.store.update(record)
+            record.result_sha256 = None
+            submitted.append(record)
             self.in_flight[run.run_id] = run
             self.submitted += 1
+        self.store.update(*submitted)  # the batch's job ids in one journal write
         self.todo = [r for r in self.todo if r.run_id not in self.in_flight]
 
     def _check(self, run: PlannedRun) -> None:
@@ -159,7 +162,7 @@ class Dispatcher:
             self.store.update(record)
             self.reporter.run_started(run, self.position[run.run_id], len(self.runs))  # type: ignore[attr-defined]
         if (outcome is not None and outcome.get("state") == "ended") or state != "active":
-            self._harvest(run, state)
+            self._harvest(run, state, outcome)
 
     @staticmethod
     def _placement(record: RunRecord, outcome: dict) -> None:
@@ -167,20 +170,21 @@ class Dispatcher:
         record.gpus = outcome.get("gpus")
         record.started_at = _parse_time(outcome.get("started_at")) or record.started_at
 
-    def _harvest(self, run: PlannedRun, state: JobState) -> bool:
-        """Record how the run ended; True when it completed with a valid result."""
-        from llenergymeasure.study.runner import valid_result
+    def _harvest(self, run: PlannedRun, state: JobState, outcome: dict | None = None) -> bool:
+        """Record how the run ended; True when it completed with a valid result.
 
+        ``outcome``: the outcome file as just read after ``state`` (else it is read here)."""
         record = self.record(run)
         run_dir = self.runs_dir / run.run_id
-        outcome = read_outcome(run_dir)
+        if outcome is None:
+            outcome = read_outcome(run_dir)
         if outcome is not None:
             self._placement(record, outcome)
         ended = outcome is not None and outcome.get("state") == "ended"
         record.finished_at = (
             _parse_time(outcome.get("finished_at")) if ended and outcome else None
         ) or datetime.now(timezone.utc)
-        ok = valid_result(run, run_dir) is not None
+        ok = check_result(run, run_dir, record)
         if ok:
             record.status, record.error = "completed", None
         else:

@@ -23,7 +23,8 @@ class SubmissionPlan:
 def submission_plan(study: StudyConfig) -> SubmissionPlan:
     """Which runs already have a result, which live jobs would be reattached, what is missing."""
     from llenergymeasure.study.manifest_store import MANIFEST_FILENAME, load_manifest
-    from llenergymeasure.study.runner import RUNS_DIRNAME, study_directory, valid_result
+    from llenergymeasure.study.result_check import check_result
+    from llenergymeasure.study.runner import RUNS_DIRNAME, study_directory
 
     directory = study_directory(study)
     executor = study.executor
@@ -35,7 +36,7 @@ def submission_plan(study: StudyConfig) -> SubmissionPlan:
             records = {r.run_id: r for r in manifest.runs}
     for run in expand(study):
         record = records.get(run.run_id)
-        if valid_result(run, directory / RUNS_DIRNAME / run.run_id) is not None:
+        if check_result(run, directory / RUNS_DIRNAME / run.run_id, record):  # not saved
             plan.done.append(run.run_id)
         elif (
             record is not None
