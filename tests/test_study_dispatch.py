@@ -271,3 +271,27 @@ def test_a_manifest_without_digests_is_validated_in_full_once(
     result = run_study(study)
     assert backend.batches == [] and result.completed == 6
     assert all(r.result_sha256 for r in load_manifest(directory).runs)
+
+
+def test_a_digest_recorded_under_another_result_schema_is_validated_again(
+    tmp_path: Path, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = make_study(tmp_path)
+    run_study(study)
+    directory = tmp_path / "d"
+    manifest = load_manifest(directory)
+    assert {r.result_schema_version for r in manifest.runs} == {result_check.SCHEMA_VERSION}
+    stale = manifest.runs[0].run_id
+    manifest.runs[0].result_schema_version = "2.0"  # validated by older code
+    save_model(manifest, directory / "manifest.json")
+    full: list[str] = []
+    real = result_check.model_from_text
+    monkeypatch.setattr(
+        result_check, "model_from_text", lambda path, *a: full.append(Path(path).parent.name)
+        or real(path, *a),
+    )
+    backend.batches.clear()
+    result = run_study(study)
+    assert full == [stale] and backend.batches == [] and result.completed == 6
+    record = next(r for r in load_manifest(directory).runs if r.run_id == stale)
+    assert record.result_schema_version == result_check.SCHEMA_VERSION

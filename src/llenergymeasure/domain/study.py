@@ -50,6 +50,11 @@ class RunRecord(DomainModel):
         "full (schema and config hash); a resumed study trusts a file with these exact bytes "
         "without parsing it again, and validates any other file in full.",
     )
+    result_schema_version: str | None = Field(
+        default=None,
+        description="The result schema version of the code that validated ``result_sha256``'s "
+        "file; a file validated under another version is validated again.",
+    )
 
 
 class StudyManifest(DomainModel):

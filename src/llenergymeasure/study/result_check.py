@@ -8,6 +8,8 @@ SHA-256 of the exact bytes in the run's manifest record (``result_sha256``), and
 a file whose bytes hash the same: reading and hashing a result costs tens of microseconds.
 Any change to the file (one byte, truncation, another file of the same size and time)
 changes the digest, and that file is validated in full again; a file that fails is not done.
+So is a file validated under another result schema version (``result_schema_version``): code
+that reads results differently re-checks what older code accepted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 from pathlib import Path
 
 from llenergymeasure.config.study import PlannedRun
-from llenergymeasure.domain.results import ExperimentResult
+from llenergymeasure.domain.results import SCHEMA_VERSION, ExperimentResult
 from llenergymeasure.domain.study import RunRecord
 from llenergymeasure.errors import ResultFileError
 from llenergymeasure.results.io import model_from_text
@@ -54,10 +56,15 @@ def check_result(run: PlannedRun, run_dir: Path, record: RunRecord | None) -> bo
     path = run_dir / RESULT_FILENAME
     data = _read(path)
     digest = None if data is None else hashlib.sha256(data).hexdigest()
-    trusted = record is not None and record.config_hash == run.config_hash
+    trusted = (
+        record is not None
+        and record.config_hash == run.config_hash
+        and record.result_schema_version == SCHEMA_VERSION  # validated by this code's schema
+    )
     if trusted and digest is not None and record.result_sha256 == digest:  # type: ignore[union-attr]
         return True
     ok = data is not None and _validated(run, path, data) is not None
     if record is not None:
         record.result_sha256 = digest if ok else None
+        record.result_schema_version = SCHEMA_VERSION if ok else None
     return ok

@@ -175,9 +175,12 @@ def _run_local(
     for position, run in enumerate(runs):
         record = records[run.run_id]
         run_dir = runs_dir / run.run_id
-        known = record.result_sha256
+        known = (record.result_sha256, record.result_schema_version)
         if check_result(run, run_dir, record):
-            if record.status != "completed" or record.result_sha256 != known:
+            if record.status != "completed" or known != (
+                record.result_sha256,
+                record.result_schema_version,
+            ):
                 record.status, record.error = "completed", None
                 store.update(record)
             continue

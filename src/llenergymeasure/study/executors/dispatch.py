@@ -93,9 +93,12 @@ class Dispatcher:
     def run(self) -> None:
         for run in self.runs:
             record = self.record(run)
-            known = record.result_sha256
+            known = (record.result_sha256, record.result_schema_version)
             if check_result(run, self.runs_dir / run.run_id, record):
-                if record.status != "completed" or record.result_sha256 != known:
+                if record.status != "completed" or known != (
+                    record.result_sha256,
+                    record.result_schema_version,
+                ):
                     record.status, record.error = "completed", None
                     self.store.update(record)
                 continue
