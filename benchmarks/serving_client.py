@@ -13,7 +13,7 @@ seed per round). Two figures:
 Goal: >= 200 requests/s with p99 lag under 5 ms on the 2-core machine.
 
     PYTHONPATH=src:. python benchmarks/serving_client.py [--rate 200] [--requests 1000]
-        [--min-rounds 6] [--max-sec 120] [--save]
+        [--min-rounds 12] [--max-sec 120] [--save]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--min-rounds", type=int, default=6)
+    parser.add_argument("--min-rounds", type=int, default=12)
     parser.add_argument("--max-sec", type=float, default=120.0, help="time cap of the rounds")
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args()
