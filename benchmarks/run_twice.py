@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "telemetry_overhead": ["telemetry_overhead.py", "--max-sec", "60"],
     "serving_client": ["serving_client.py", "--max-sec", "90"],
     "quality_speed": ["quality_speed.py", "--threads", "1", "--max-sec", "90"],
+    "quality_speed_lean": ["quality_speed.py", "--threads", "1", "--lean-bare", "--max-sec", "90"],
     "harness_overhead_parts": ["harness_overhead.py", "--parts", "--max-sec", "120"],
     "study_overhead": ["study_overhead.py", "--max-sec", "150"],
 }
