@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     log = RESULTS / "run_twice.log"
-    log.write_text("")
+    if not args.only:  # a full pass starts the log afresh; --only adds to it
+        log.write_text("")
     lines = []
     for name in args.only or BENCHMARKS:
         bench = _scaled(BENCHMARKS[name], args.cap_scale)
