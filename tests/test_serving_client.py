@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from llenergymeasure.serving.arrivals import arrival_offsets_sec
-from llenergymeasure.serving.client import RequestSpec, Target, run_load
+from llenergymeasure.serving.client import RequestSpec, StreamedRequest, Target, run_load
 from llenergymeasure.serving.metrics import Slo, goodput, meets, to_trace
 from tests.fakes.scripted_server import Script, ScriptedServer, free_port
 
@@ -204,3 +204,27 @@ def test_token_chunks_count_empty_text_but_not_role_or_finish_markers() -> None:
     assert not _is_token({"choices": [], "usage": {"completion_tokens": 3}})
     assert not _is_token({"choices": [{"delta": {"role": "assistant", "content": ""}}]})
     assert _is_token({"choices": [{"delta": {"content": "y"}, "finish_reason": None}]})
+
+
+def test_a_client_that_falls_behind_is_measured_and_warned() -> None:
+    import time
+
+    from llenergymeasure.serving.figures import CLIENT_LAG_WARN_MS, client_lag_warning
+
+    stalled: list[int] = []
+
+    def stall(record) -> None:  # type: ignore[no-untyped-def]
+        if not stalled:  # the first finished request blocks the event loop for 80 ms
+            stalled.append(record.index)
+            time.sleep(0.08)
+
+    offsets = [i * 0.01 for i in range(20)]  # 100 requests/s
+    with ScriptedServer(Script(first_token_sec=0.0, token_sec=0.0)) as url:
+        records = _run(url, 20, offsets, tokens=1, on_finished=stall)
+    lags_ms = sorted(r.lag_sec * 1e3 for r in records)
+    assert lags_ms[-1] > 40  # requests due during the stall went out late, and say so
+    warning = client_lag_warning(records)
+    assert warning is not None and "the client sent late" in warning
+    on_time = [StreamedRequest(i, scheduled_sec=1.0, dispatch_sec=1.0 + 1e-3) for i in range(200)]
+    on_time[0].dispatch_sec = 1.0 + 2 * CLIENT_LAG_WARN_MS / 1e3  # one late in 200: under p99
+    assert client_lag_warning(on_time) is None

@@ -28,6 +28,7 @@ from llenergymeasure.measure.progress import NullReporter, Reporter
 from llenergymeasure.serving.arrivals import arrival_offsets_sec
 from llenergymeasure.serving.client import RequestSpec, Target, run_load
 from llenergymeasure.serving.figures import (
+    client_lag_warning,
     energy_shares,
     scaled,
     serving_metrics,
@@ -261,6 +262,8 @@ def _one_rate(
         traces, model_config, precision, inference, window_tokens, environment, _gpus(config)
     )
     warnings += flops_warnings
+    if late := client_lag_warning(records):
+        warnings.append(late)
     if meter_includes_host(window) and target.base_url.startswith(
         ("http://127.", "http://localhost")
     ):

@@ -21,6 +21,28 @@ from llenergymeasure.serving.client import StreamedRequest
 from llenergymeasure.serving.metrics import Slo, meets
 from llenergymeasure.serving.steady import Window, counter_energy_j, power_energy_j
 
+#: Client lag (actual minus scheduled send) whose p99 above this is reported as a warning.
+CLIENT_LAG_WARN_MS = 10.0
+
+
+def client_lag_warning(records: list[StreamedRequest]) -> str | None:
+    """A warning when the client fell behind its schedule, else None.
+
+    A late client delivers another arrival process than the one configured, and a starved one
+    also reads tokens late, which adds to TTFT and ITL: say so beside the figures."""
+    if not records:
+        return None
+    lags = sorted(max(0.0, r.lag_sec) * 1e3 for r in records)
+    p99 = lags[min(len(lags) - 1, math.ceil(0.99 * len(lags)) - 1)]
+    if p99 <= CLIENT_LAG_WARN_MS:
+        return None
+    return (
+        f"the client sent late: p99 lag {p99:.1f} ms, max {lags[-1]:.1f} ms against its "
+        f"schedule (over {CLIENT_LAG_WARN_MS:g} ms): this host did not keep up (other work, or a "
+        "server on the same cores), so the arrivals were not the configured ones and the "
+        "latencies include the client's own delays"
+    )
+
 
 def energy_shares(
     telemetry: Any, window: Any, steady: Window, to_monotonic: float
