@@ -4,7 +4,9 @@
 Paired rounds (bare process, study run; the order alternates) are added until the 95% interval
 of the ratio is within +-2% or the time cap is hit. Goal: >= 0.97. A parent that stays busy
 while its child measures (polling loops, spinning thread pools) slows the child severalfold on
-a small machine; this shows ours does not.
+a small machine; this shows ours does not. Both processes run with the OpenMP wait policy
+llem sets (``llenergymeasure.threads``), so the ratio is the isolation's cost alone; that
+policy's own cost on a quiet machine is in README ("CPU threads").
 
     python benchmarks/study_overhead.py [--max-sec 600] [--batch-size 8] [--new-tokens 64] [--save]
 """
@@ -28,6 +30,8 @@ from _paired import run_paired, save_estimates  # noqa: E402
 BARE_SCRIPT = """
 import json, sys
 sys.path.insert(0, {here!r})
+from llenergymeasure.threads import prefer_passive_omp_wait
+prefer_passive_omp_wait()  # the OpenMP wait policy the study's child runs with
 from _bare import bare_tokens_per_second, prepare
 from llenergymeasure.config.experiment import ExperimentConfig
 config = ExperimentConfig.model_validate_json({config!r})
