@@ -41,6 +41,19 @@ class DeviceRef:
     name: str | None = None
 
 
+#: Stand-in for a missing clock-event-reason mask in the telemetry table's int64 column.
+NO_REASONS = -1
+_NAN = float("nan")
+
+#: One sample as the telemetry table stores it: TelemetryReading's seven fields in order
+#: (the table's columns after tick, time and device), a missing float as NaN and a missing
+#: reason mask as NO_REASONS. The telemetry thread records these, so a channel read every tick
+#: can hand one over without building a TelemetryReading first.
+TelemetryRow = tuple[float, float, float, float, float, float, int]
+#: The row of a sample in which the device reported nothing.
+EMPTY_ROW: TelemetryRow = (_NAN, _NAN, _NAN, _NAN, _NAN, _NAN, NO_REASONS)
+
+
 @dataclass(slots=True)
 class TelemetryReading:
     """One sample of one device; a field is None when the device cannot report it."""
@@ -52,6 +65,33 @@ class TelemetryReading:
     memory_used_mb: float | None = None
     utilization_pct: float | None = None
     clock_event_reasons: int | None = None
+
+    def row(self) -> TelemetryRow:
+        """The reading as the telemetry table stores it (None becomes NaN / NO_REASONS)."""
+        nan = _NAN
+        return (
+            nan if self.power_w is None else self.power_w,
+            nan if self.energy_counter_j is None else self.energy_counter_j,
+            nan if self.temperature_c is None else self.temperature_c,
+            nan if self.sm_clock_mhz is None else self.sm_clock_mhz,
+            nan if self.memory_used_mb is None else self.memory_used_mb,
+            nan if self.utilization_pct is None else self.utilization_pct,
+            NO_REASONS if self.clock_event_reasons is None else self.clock_event_reasons,
+        )
+
+    @classmethod
+    def from_row(cls, row: TelemetryRow) -> TelemetryReading:
+        """The reading a stored row stands for (NaN / NO_REASONS become None)."""
+        power, energy, temperature, clock, memory, utilization, reasons = row
+        return cls(
+            power_w=None if math.isnan(power) else power,
+            energy_counter_j=None if math.isnan(energy) else energy,
+            temperature_c=None if math.isnan(temperature) else temperature,
+            sm_clock_mhz=None if math.isnan(clock) else clock,
+            memory_used_mb=None if math.isnan(memory) else memory,
+            utilization_pct=None if math.isnan(utilization) else utilization,
+            clock_event_reasons=None if reasons == NO_REASONS else reasons,
+        )
 
 
 @dataclass
@@ -84,6 +124,15 @@ class Channel(ABC):
     def sample(self, t: float) -> TelemetryReading | None:
         """Read the device now (telemetry thread); None when the channel has nothing to report."""
         return None
+
+    def sample_row(self, t: float) -> TelemetryRow | None:
+        """``sample(t)`` as the row the telemetry thread stores (what the thread calls).
+
+        Channels read every tick override this to skip the TelemetryReading, recording the
+        same values; ``sample`` then stays the readable view of the same read.
+        """
+        reading = self.sample(t)
+        return None if reading is None else reading.row()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the channel holds (file descriptors, library sessions)."""

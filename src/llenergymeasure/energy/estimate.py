@@ -21,7 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from llenergymeasure.energy.base import Channel, ChannelEnergy, DeviceRef, TelemetryReading
+from llenergymeasure.energy.base import (
+    EMPTY_ROW,
+    NO_REASONS,
+    Channel,
+    ChannelEnergy,
+    DeviceRef,
+    TelemetryReading,
+    TelemetryRow,
+)
+
+_NAN = float("nan")
 
 #: Watts per physical core when the CPU model is not in the table (about the table's median).
 DEFAULT_W_PER_CORE = 6.0
@@ -57,14 +67,65 @@ class CpuTimes(NamedTuple):
     total_sec: float
 
 
-def system_cpu_times() -> CpuTimes:
-    """Busy/total CPU seconds of the whole system; steal and iowait count as not busy."""
+def psutil_cpu_times() -> CpuTimes:
+    """Busy/total CPU seconds of the whole system through psutil (any platform)."""
     import psutil
 
     times = psutil.cpu_times()
     busy = sum(getattr(times, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
     idle = sum(getattr(times, f, 0.0) for f in ("idle", "iowait", "steal"))
     return CpuTimes(busy, busy + idle)
+
+
+PROC_STAT = "/proc/stat"
+_CLOCK_TICKS: float | None = None
+
+
+def proc_stat_cpu_times(path: str = PROC_STAT) -> CpuTimes:
+    """psutil_cpu_times's figures from the first line of Linux's /proc/stat, read directly.
+
+    The same fields (jiffies / SC_CLK_TCK) summed in the same order as psutil_cpu_times, so
+    the floats are identical; it skips the buffered file object and the named tuple, which
+    matters because the telemetry thread reads it every tick. Raises OSError or ValueError
+    where /proc/stat cannot be read or parsed.
+    """
+    global _CLOCK_TICKS
+    if _CLOCK_TICKS is None:
+        _CLOCK_TICKS = float(os.sysconf("SC_CLK_TCK"))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.read(fd, 1024)
+    finally:
+        os.close(fd)
+    line, newline, _ = head.partition(b"\n")
+    values = line.split()
+    if not newline or len(values) < 8 or values[0] != b"cpu":
+        raise ValueError(f"{path}: unexpected first line {line[:80]!r}")
+    ticks = _CLOCK_TICKS
+    user, nice, system, idle, iowait, irq, softirq = (float(v) / ticks for v in values[1:8])
+    steal = float(values[8]) / ticks if len(values) > 8 else 0.0
+    busy = 0 + user + nice + system + irq + softirq  # the order psutil_cpu_times sums in
+    return CpuTimes(busy, busy + (0 + idle + iowait + steal))
+
+
+_fast_times_work: bool | None = None
+
+
+def system_cpu_times() -> CpuTimes:
+    """Busy/total CPU seconds of the whole system; steal and iowait count as not busy.
+
+    /proc/stat read directly where it works (Linux), else psutil; the figures are the same.
+    """
+    global _fast_times_work
+    if _fast_times_work is not False:
+        try:
+            times = proc_stat_cpu_times()
+        except (OSError, ValueError):
+            _fast_times_work = False
+        else:
+            _fast_times_work = True
+            return times
+    return psutil_cpu_times()
 
 
 def read_cpu_model(cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
@@ -149,14 +210,17 @@ class CpuEstimateChannel(Channel):
         with self._lock:
             self._start, self._t0 = self.host.cpu_times(), t
 
-    def sample(self, t: float) -> TelemetryReading:
+    def sample_row(self, t: float) -> TelemetryRow:
         now = self.host.cpu_times()
         with self._lock:
             last, self._sample_last = self._sample_last, now
         if last is None:
-            return TelemetryReading()
+            return EMPTY_ROW
         share = self._busy_share(last, now)
-        return TelemetryReading(power_w=share * self.max_power_w, utilization_pct=100 * share)
+        return (share * self.max_power_w, _NAN, _NAN, _NAN, _NAN, 100 * share, NO_REASONS)
+
+    def sample(self, t: float) -> TelemetryReading:
+        return TelemetryReading.from_row(self.sample_row(t))
 
     def stop(self, t: float) -> ChannelEnergy:
         end = self.host.cpu_times()

@@ -7,15 +7,18 @@ two reads, confidence high. Without it (pre-Volta GPUs, some vGPUs) ``nvmlDevice
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llenergymeasure.domain.metrics import Confidence
 from llenergymeasure.energy.base import (
+    NO_REASONS,
     Channel,
     ChannelEnergy,
     DeviceRef,
     TelemetryReading,
+    TelemetryRow,
     TrapezoidIntegrator,
 )
 from llenergymeasure.energy.devices import NvmlGpu
@@ -35,6 +38,10 @@ MIN_UPDATES_PER_WINDOW = 10
 
 _CLOCKS_EVENT_REASONS = "nvmlDeviceGetCurrentClocksEventReasons"
 _CLOCKS_THROTTLE_REASONS = "nvmlDeviceGetCurrentClocksThrottleReasons"  # pre-12.535 name
+_NAN = float("nan")
+_MIB = float(2**20)
+#: Telemetry reads in the order they are made each tick (slots of NvmlChannel._reads).
+_POWER, _ENERGY, _MEMORY, _UTIL, _CLOCK, _TEMP, _REASONS = range(7)
 
 
 class NvmlChannel(Channel):
@@ -52,23 +59,38 @@ class NvmlChannel(Channel):
             if hasattr(nvml.lib, _CLOCKS_EVENT_REASONS)
             else _CLOCKS_THROTTLE_REASONS
         )
-        # Telemetry calls the bindings directly (resolved once): the thread stays cheap.
+        # Telemetry calls the bindings directly, resolved once (the thread stays cheap). A slot
+        # is None when the field is not read: the binding lacks it, the GPU said 'not
+        # supported' / 'no permission' (asked once, then skipped), or this channel does not
+        # read the energy counter in telemetry.
         self._error_type = nvml.error_type
-        self._fns: dict[str, Any] = {
-            field: getattr(nvml.lib, name, None)
-            for field, name in (
-                ("power", "nvmlDeviceGetPowerUsage"),
-                ("energy counter", "nvmlDeviceGetTotalEnergyConsumption"),
-                ("memory", "nvmlDeviceGetMemoryInfo"),
-                ("utilization", "nvmlDeviceGetUtilizationRates"),
-                ("sm clock", "nvmlDeviceGetClockInfo"),
-                ("temperature", "nvmlDeviceGetTemperature"),
-                ("clock-event reasons", reasons_fn),
-            )
-        }
-        # telemetry fields the GPU cannot report (asked once, then skipped)
-        self._unavailable: set[str] = {f for f, fn in self._fns.items() if fn is None}
+        self._fields = (
+            "power",
+            "energy counter",
+            "memory",
+            "utilization",
+            "sm clock",
+            "temperature",
+            "clock-event reasons",
+        )
+        names = (
+            "nvmlDeviceGetPowerUsage",
+            "nvmlDeviceGetTotalEnergyConsumption",
+            "nvmlDeviceGetMemoryInfo",
+            "nvmlDeviceGetUtilizationRates",
+            "nvmlDeviceGetClockInfo",
+            "nvmlDeviceGetTemperature",
+            reasons_fn,
+        )
+        self._reads: list[Callable[..., Any] | None] = [
+            getattr(nvml.lib, name, None) for name in names
+        ]
+        if not self._reads_counter:
+            self._reads[_ENERGY] = None
         self.sample_errors: list[str] = []
+
+    #: Whether telemetry reads the total-energy counter (the counter channel does).
+    _reads_counter = False
 
     # -- strict reads (window edges) ---------------------------------------------------------
     def read_power_w(self) -> float:
@@ -89,39 +111,66 @@ class NvmlChannel(Channel):
         return self.device.label
 
     # -- lenient reads (telemetry) -----------------------------------------------------------
-    def _try(self, field: str, *args: Any) -> Any:
-        if field in self._unavailable:
-            return None
-        try:
-            return self._fns[field](self._handle, *args)
-        except self._error_type as exc:
-            mapped = translate_nvml_error(exc, f"{self.label} {field}")
-            if isinstance(mapped, (NvmlNotSupported, NvmlNoPermission)):
-                self._unavailable.add(field)
-            elif len(self.sample_errors) < 5:
-                self.sample_errors.append(str(mapped))
-        return None
+    @property
+    def unavailable_fields(self) -> list[str]:
+        """Telemetry fields this GPU does not report (skipped each tick)."""
+        return [f for f, fn in zip(self._fields, self._reads, strict=True) if fn is None]
+
+    def _failed(self, slot: int, exc: BaseException) -> None:
+        """A telemetry read raised: stop asking if unsupported, else keep the first errors."""
+        mapped = translate_nvml_error(exc, f"{self.label} {self._fields[slot]}")
+        if isinstance(mapped, (NvmlNotSupported, NvmlNoPermission)):
+            self._reads[slot] = None
+        elif len(self.sample_errors) < 5:
+            self.sample_errors.append(str(mapped))
+
+    def sample_row(self, t: float) -> TelemetryRow:
+        """Every field in one pass: power, energy counter, memory, utilisation, SM clock,
+        temperature, clock-event reasons (that order of calls); a field not read is NaN."""
+        handle = self._handle
+        error = self._error_type
+        power, energy, memory, util, clock, temp, reasons = self._reads
+        power_w = energy_j = temperature_c = clock_mhz = memory_mb = util_pct = _NAN
+        mask = NO_REASONS
+        if power is not None:
+            try:
+                power_w = power(handle) / 1000.0
+            except error as exc:
+                self._failed(_POWER, exc)
+        if energy is not None:
+            try:
+                energy_j = energy(handle) / 1000.0
+            except error as exc:
+                self._failed(_ENERGY, exc)
+        if memory is not None:
+            try:
+                memory_mb = memory(handle).used / _MIB  # MiB, as elsewhere
+            except error as exc:
+                self._failed(_MEMORY, exc)
+        if util is not None:
+            try:
+                util_pct = float(util(handle).gpu)
+            except error as exc:
+                self._failed(_UTIL, exc)
+        if clock is not None:
+            try:
+                clock_mhz = float(clock(handle, self._clock_sm))
+            except error as exc:
+                self._failed(_CLOCK, exc)
+        if temp is not None:
+            try:
+                temperature_c = float(temp(handle, self._temperature_gpu))
+            except error as exc:
+                self._failed(_TEMP, exc)
+        if reasons is not None:
+            try:
+                mask = int(reasons(handle))
+            except error as exc:
+                self._failed(_REASONS, exc)
+        return (power_w, energy_j, temperature_c, clock_mhz, memory_mb, util_pct, mask)
 
     def sample(self, t: float) -> TelemetryReading:
-        power = self._try("power")
-        energy = self._read_counter_for_telemetry()
-        memory = self._try("memory")
-        util = self._try("utilization")
-        clock = self._try("sm clock", self._clock_sm)
-        temp = self._try("temperature", self._temperature_gpu)
-        reasons = self._try("clock-event reasons")
-        return TelemetryReading(
-            power_w=None if power is None else power / 1000.0,
-            energy_counter_j=None if energy is None else energy / 1000.0,
-            temperature_c=None if temp is None else float(temp),
-            sm_clock_mhz=None if clock is None else float(clock),
-            memory_used_mb=None if memory is None else memory.used / 2**20,  # MiB, as elsewhere
-            utilization_pct=None if util is None else float(util.gpu),
-            clock_event_reasons=None if reasons is None else int(reasons),
-        )
-
-    def _read_counter_for_telemetry(self) -> int | None:
-        return None
+        return TelemetryReading.from_row(self.sample_row(t))
 
 
 class NvmlCounterChannel(NvmlChannel):
@@ -130,13 +179,12 @@ class NvmlCounterChannel(NvmlChannel):
     method = "nvml_energy_counter"
     confidence = "high"
 
+    _reads_counter = True
+
     def __init__(self, nvml: Nvml, gpu: NvmlGpu) -> None:
         super().__init__(nvml, gpu)
         self._start_mj: int | None = None
         self._t0 = 0.0
-
-    def _read_counter_for_telemetry(self) -> int | None:
-        return self._try("energy counter")
 
     def start(self, t: float) -> None:
         self._start_mj, self._t0 = self.read_energy_mj(), t
@@ -182,11 +230,11 @@ class NvmlPowerChannel(NvmlChannel):
         self._integrator = TrapezoidIntegrator()
         self._t0 = 0.0
 
-    def sample(self, t: float) -> TelemetryReading:
-        reading = super().sample(t)
-        if reading.power_w is not None:
-            self._integrator.add(t, reading.power_w)
-        return reading
+    def sample_row(self, t: float) -> TelemetryRow:
+        row = super().sample_row(t)
+        if not math.isnan(row[0]):
+            self._integrator.add(t, row[0])
+        return row
 
     def start(self, t: float) -> None:
         self._integrator.reset(t, self.read_power_w())

@@ -1,10 +1,12 @@
 """The telemetry thread: ONE background thread samples every device each interval.
 
 Per tick and device it records power, the energy counter, temperature, SM clock, memory used,
-utilisation and the clock-event (throttle) reasons into plain lists (a few microseconds of
-Python per device), and feeds the channels that integrate power or track RAPL wraps. Turning
-the lists into a table, the Parquet file and the window's ``ThermalThrottleInfo`` happens after
-``stop()``, off the measured path.
+utilisation and the clock-event (throttle) reasons into typed columns, and feeds the channels
+that integrate power or track RAPL wraps. The per-tick work is kept small because it runs all
+through the measured window: each channel hands over its reading as one ready row
+(``Channel.sample_row``), the tick's rows go into the columns with one ``extend`` per column,
+and the thread sleeps on a plain lock. Turning the columns into a table, the Parquet file and
+the window's ``ThermalThrottleInfo`` happens after ``stop()``, off the measured path.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import time
 from collections.abc import Sequence
 
 from llenergymeasure.energy.base import Channel, Clock, EnergyMeter, WindowLabel
-from llenergymeasure.energy.timeseries import NO_REASONS, Telemetry, empty_columns
-
-_NAN = float("nan")
+from llenergymeasure.energy.timeseries import COLUMNS, Telemetry, empty_columns
 
 DEFAULT_INTERVAL_SEC = 0.1
 
@@ -51,9 +51,15 @@ class TelemetrySampler:
         self.interval_sec = float(interval_sec)
         self.record = record
         self._columns = empty_columns()
+        # built once: (device index, bound sample_row) per channel, and the columns a row fills
+        self._readers = [(index, channel.sample_row) for index, channel in enumerate(self.channels)]
+        self._tick_column = self._columns[COLUMNS[0]]
+        self._row_columns = [self._columns[name] for name in COLUMNS[1:]]
         self._tick_times: list[float] = []
         self._windows: list[tuple[str, float, float | None]] = []
-        self._stop = threading.Event()
+        # held while sampling; stop() releases it, which wakes the thread at once
+        self._stop = threading.Lock()
+        self._stop.acquire()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._started_at: float | None = None
@@ -91,7 +97,8 @@ class TelemetrySampler:
     def stop(self) -> Telemetry:
         """Stop the thread and return everything it recorded."""
         if self._thread is not None:
-            self._stop.set()
+            if self._stop.locked():
+                self._stop.release()
             self._thread.join()
         self._active = False
         self._stopped_at = self.clock()
@@ -142,33 +149,23 @@ class TelemetrySampler:
         """Sample every channel now (the thread calls this each tick)."""
         clock = self.clock
         tick_t = clock()
+        record = self.record
         rows = []
-        for index, channel in enumerate(self.channels):
+        for index, sample_row in self._readers:
             t = clock()
-            reading = channel.sample(t)
-            if reading is not None and self.record:
-                rows.append((index, t, reading))
-        if not self.record:
+            row = sample_row(t)
+            if row is not None and record:
+                rows.append((t, index, *row))
+        if not record:
             return
         with self._lock:
             tick = len(self._tick_times)
             self._tick_times.append(tick_t)
-            c = self._columns
-            nan = _NAN
-            for index, t, r in rows:
-                c["tick"].append(tick)
-                c["monotonic_sec"].append(t)
-                c["device_index"].append(index)
-                c["power_w"].append(nan if r.power_w is None else r.power_w)
-                c["energy_counter_j"].append(
-                    nan if r.energy_counter_j is None else r.energy_counter_j
-                )
-                c["temperature_c"].append(nan if r.temperature_c is None else r.temperature_c)
-                c["sm_clock_mhz"].append(nan if r.sm_clock_mhz is None else r.sm_clock_mhz)
-                c["memory_used_mb"].append(nan if r.memory_used_mb is None else r.memory_used_mb)
-                c["utilization_pct"].append(nan if r.utilization_pct is None else r.utilization_pct)
-                reasons = r.clock_event_reasons
-                c["clock_event_reasons"].append(NO_REASONS if reasons is None else reasons)
+            if rows:
+                self._tick_column.extend([tick] * len(rows))
+                # one row per device -> one extend per column (monotonic_sec ... reasons)
+                for column, values in zip(self._row_columns, zip(*rows, strict=True), strict=True):
+                    column.extend(values)
 
     def _run(self) -> None:
         cpu0, wall0 = time.thread_time(), time.monotonic()
@@ -183,7 +180,7 @@ class TelemetrySampler:
                     self.missed_ticks += skipped - 1
                     next_at += skipped * self.interval_sec
                     delay = next_at - time.monotonic()
-                if self._stop.wait(max(0.0, delay)):
+                if self._stop.acquire(timeout=max(0.0, delay)):
                     break
         finally:
             self.thread_cpu_sec = time.thread_time() - cpu0

@@ -27,7 +27,7 @@ from llenergymeasure.domain.metrics import (
     ThermalThrottleInfo,
     throttle_causes,
 )
-from llenergymeasure.energy.base import DeviceRef
+from llenergymeasure.energy.base import NO_REASONS, DeviceRef
 from llenergymeasure.files import atomic_write
 
 #: Raw columns the sampler appends to, in order (the file's columns: domain.timeseries).
@@ -44,8 +44,8 @@ COLUMNS = (
     "clock_event_reasons",
 )
 FLOAT_COLUMNS = col.FLOAT_COLUMNS
-#: Stand-in for a missing clock-event-reason mask in the int64 column.
-NO_REASONS = -1
+#: The columns a channel's sample fills, in TelemetryRow's order (base.TelemetryReading).
+READING_COLUMNS = COLUMNS[3:]
 
 
 def empty_columns() -> dict[str, array]:
