@@ -77,11 +77,10 @@ def psutil_cpu_times() -> CpuTimes:
     return CpuTimes(busy, busy + idle)
 
 
-PROC_STAT = "/proc/stat"
 _CLOCK_TICKS: float | None = None
 
 
-def proc_stat_cpu_times(path: str = PROC_STAT) -> CpuTimes:
+def proc_stat_cpu_times(path: str) -> CpuTimes:
     """psutil_cpu_times's figures from the first line of Linux's /proc/stat, read directly.
 
     The same fields (jiffies / SC_CLK_TCK) summed in the same order as psutil_cpu_times, so
@@ -118,8 +117,10 @@ def system_cpu_times() -> CpuTimes:
     """
     global _fast_times_work
     if _fast_times_work is not False:
+        import psutil  # its PROCFS_PATH (e.g. a host's /proc mounted in a container) holds
+
         try:
-            times = proc_stat_cpu_times()
+            times = proc_stat_cpu_times(f"{psutil.PROCFS_PATH}/stat")
         except (OSError, ValueError):
             _fast_times_work = False
         else:
