@@ -4,9 +4,16 @@ Runs the real TelemetrySampler over the real NVML when a GPU driver is present, 
 fake pynvml from tests/fakes (same code path, scripted devices) plus the CPU/RAM estimate.
 In paired rounds (alternating order) it times a CPU-bound loop with and without the sampler
 running, until the 95% interval of their ratio is within +-2% or the time cap is hit, and
-reports the thread's CPU share over the same rounds with its interval. Usage:
+reports the thread's CPU share over the same rounds with its interval.
 
-    PYTHONPATH=src:. python benchmarks/telemetry_overhead.py [--max-sec 120] [--gpus 8] [--save]
+Without a driver the figure includes the fake's own Python work (it evaluates traces and counts
+calls on every read). ``--fake constant`` makes the fake's reads return fixed values, so the
+figure is llem's own per-sample work plus the thread's wake-ups. Neither is what the real
+driver calls cost (ctypes calls into the driver, kernel time included): only a GPU host can
+measure that, where this script uses the real NVML. Usage:
+
+    PYTHONPATH=src:. python benchmarks/telemetry_overhead.py [--max-sec 120] [--gpus 8] \
+        [--fake scripted|constant] [--save]
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from llenergymeasure.energy import TelemetrySampler, create_meter  # noqa: E402
 from llenergymeasure.energy.nvml_api import Nvml, NvmlError  # noqa: E402
 
 
-def _meter(fake_gpus: int):  # type: ignore[no-untyped-def]
+def _meter(fake_gpus: int, kind: str = "scripted"):  # type: ignore[no-untyped-def]
     """The auto meter on real NVML if it works, else on fake GPUs; and a description."""
     try:
         Nvml().close()
@@ -35,13 +42,16 @@ def _meter(fake_gpus: int):  # type: ignore[no-untyped-def]
         return meter, "real NVML"
     except NvmlError:
         pass
-    from tests.fakes.fake_pynvml import FakeGpu, FakePynvml, gpu_uuid
+    from tests.fakes.fake_pynvml import FakeGpu, FakePynvml, constant_readings, gpu_uuid
 
     fake = FakePynvml([FakeGpu(gpu_uuid(i)) for i in range(fake_gpus)])
     fake.clock = time.monotonic  # type: ignore[assignment]
     fake.origin = time.monotonic()
+    if kind == "constant":
+        constant_readings(fake)
     sys.modules["pynvml"] = fake
-    return create_meter("auto"), f"fake pynvml ({fake_gpus} GPUs; no driver here)"
+    what = "constant-reading" if kind == "constant" else "scripted"
+    return create_meter("auto"), f"{what} fake pynvml ({fake_gpus} GPUs; no driver here)"
 
 
 def _workload(seconds: float) -> int:
@@ -60,10 +70,16 @@ def main() -> None:
     parser.add_argument("--max-sec", type=float, default=120.0, help="time cap per figure")
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--gpus", type=int, default=8, help="fake GPUs when there is no driver")
+    parser.add_argument(
+        "--fake",
+        choices=("scripted", "constant"),
+        default="scripted",
+        help="without a driver: the scripted fake (its Python work included) or constant reads",
+    )
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/*.json")
     args = parser.parse_args()
 
-    meter, source = _meter(args.gpus)
+    meter, source = _meter(args.gpus, args.fake)
     print(f"devices: {meter.describe()} via {source}")
     shares: list[tuple[float, float]] = []
 
@@ -115,7 +131,8 @@ def main() -> None:
             f"a CPU-bound loop with / without the telemetry thread at {1 / args.interval:.0f} Hz "
             f"({source}), and the thread's share of one core"
         )
-        path = save_estimates("telemetry_overhead", command, [slowdown, share], what=what)
+        name = "telemetry_overhead" if args.fake == "scripted" else "telemetry_overhead_constant"
+        path = save_estimates(name, command, [slowdown, share], what=what)
         print(f"saved {path}")
 
 

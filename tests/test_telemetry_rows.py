@@ -205,6 +205,24 @@ def test_live_system_cpu_times_use_proc_stat_and_agree_with_psutil() -> None:
     fast = estimate.system_cpu_times()
     slow = psutil_cpu_times()
     assert estimate._fast_times_work is True
+    # the descriptor kept open reads the kernel's figures afresh each time
+    end = time.monotonic() + 0.2
+    while time.monotonic() < end:
+        pass
+    assert estimate.system_cpu_times().total_sec > slow.total_sec
     # read a moment apart: psutil's is later, by at most a few jiffies per CPU
     assert fast.total_sec <= slow.total_sec <= fast.total_sec + 0.5 * (os.cpu_count() or 1)
     assert fast.busy_sec <= slow.busy_sec
+
+
+def test_kept_open_reader_sees_a_rewritten_file_and_follows_the_path(tmp_path: Path) -> None:
+    reader = estimate._ProcStatReader()
+    first = _stat_file(str(tmp_path), [100] * 10)
+    assert reader(first) == proc_stat_cpu_times(first)
+    with open(first, "r+") as f:  # rewritten in place, as the kernel does on every read
+        f.write("cpu  200 100 100 100 100 100 100 100 100 100\n")
+    assert reader(first) == proc_stat_cpu_times(first) == (6.0, 9.0)
+    other = tmp_path / "other"
+    other.mkdir()
+    second = _stat_file(str(other), [300] * 10)
+    assert reader(second) == proc_stat_cpu_times(second)

@@ -225,3 +225,31 @@ def install(monkeypatch: Any, fake: FakePynvml) -> FakePynvml:
 
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     return fake
+
+
+def constant_readings(fake: FakePynvml) -> FakePynvml:
+    """Make the fake's telemetry reads return fixed values at once (every GPU alike).
+
+    The scripted fake evaluates traces and counts calls in Python on every read, work that real
+    NVML does not do in Python (there each read is a ctypes call into the driver). With constant
+    reads, what a telemetry benchmark measures is llem's own per-sample work and the thread's
+    wake-ups, without the fake's; the cost of the real driver calls is in neither figure.
+    """
+    gpu = fake.gpus[0] if fake.gpus else FakeGpu("GPU-none")
+    total = 80_000_000_000
+    memory = _Memory(total=total, used=gpu.memory_used_bytes, free=total - gpu.memory_used_bytes)
+    utilization = _Utilization(gpu=round(gpu.utilization_pct(0.0)), memory=30)
+    power_mw = round(gpu.power.power_w(0.0) * 1000.0)
+    counter_mj = gpu.counter_offset_mj
+    temperature = round(gpu.temperature_c(0.0))
+    clock = round(gpu.sm_clock_mhz(0.0))
+    reasons = gpu.reasons(0.0)
+    fake.nvmlDeviceGetPowerUsage = lambda handle: power_mw  # type: ignore[method-assign]
+    fake.nvmlDeviceGetTotalEnergyConsumption = lambda handle: counter_mj  # type: ignore[method-assign]
+    fake.nvmlDeviceGetTemperature = lambda handle, sensor: temperature  # type: ignore[method-assign]
+    fake.nvmlDeviceGetClockInfo = lambda handle, kind: clock  # type: ignore[method-assign]
+    fake.nvmlDeviceGetMemoryInfo = lambda handle: memory  # type: ignore[method-assign]
+    fake.nvmlDeviceGetUtilizationRates = lambda handle: utilization  # type: ignore[method-assign]
+    fake.nvmlDeviceGetCurrentClocksEventReasons = lambda handle: reasons
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: reasons  # type: ignore[method-assign]
+    return fake

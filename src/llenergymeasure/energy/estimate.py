@@ -80,22 +80,12 @@ def psutil_cpu_times() -> CpuTimes:
 _CLOCK_TICKS: float | None = None
 
 
-def proc_stat_cpu_times(path: str) -> CpuTimes:
-    """psutil_cpu_times's figures from the first line of Linux's /proc/stat, read directly.
-
-    The same fields (jiffies / SC_CLK_TCK) summed in the same order as psutil_cpu_times, so
-    the floats are identical; it skips the buffered file object and the named tuple, which
-    matters because the telemetry thread reads it every tick. Raises OSError or ValueError
-    where /proc/stat cannot be read or parsed.
-    """
+def _parse_proc_stat(head: bytes, path: str) -> CpuTimes:
+    """psutil_cpu_times's figures from the start of /proc/stat: the same fields (jiffies /
+    SC_CLK_TCK) summed in the same order, so the floats are identical."""
     global _CLOCK_TICKS
     if _CLOCK_TICKS is None:
         _CLOCK_TICKS = float(os.sysconf("SC_CLK_TCK"))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        head = os.read(fd, 1024)
-    finally:
-        os.close(fd)
     line, newline, _ = head.partition(b"\n")
     values = line.split()
     if not newline or len(values) < 8 or values[0] != b"cpu":
@@ -107,6 +97,45 @@ def proc_stat_cpu_times(path: str) -> CpuTimes:
     return CpuTimes(busy, busy + (0 + idle + iowait + steal))
 
 
+def proc_stat_cpu_times(path: str) -> CpuTimes:
+    """psutil_cpu_times's figures from the first line of Linux's /proc/stat, read directly.
+
+    Raises OSError or ValueError where the file cannot be read or parsed.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _parse_proc_stat(os.read(fd, 1024), path)
+    finally:
+        os.close(fd)
+
+
+class _ProcStatReader:
+    """/proc/stat read through one descriptor kept open: one ``pread`` a sample (the kernel
+    writes the file afresh on every read from offset 0) instead of open, read and close, each
+    of which lets another thread take the GIL while the telemetry thread waits to get it
+    back. Reopened when the path changes (psutil.PROCFS_PATH set after the first read)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._path: str | None = None
+        self._fd = -1
+
+    def __call__(self, path: str) -> CpuTimes:
+        if path != self._path:
+            self._reopen(path)
+        return _parse_proc_stat(os.pread(self._fd, 1024, 0), path)
+
+    def _reopen(self, path: str) -> None:
+        with self._lock:
+            if path == self._path:
+                return
+            fd = os.open(path, os.O_RDONLY)
+            old, self._fd, self._path = self._fd, fd, path
+            if old >= 0:
+                os.close(old)
+
+
+_read_proc_stat = _ProcStatReader()
 _fast_times_work: bool | None = None
 
 
@@ -120,7 +149,7 @@ def system_cpu_times() -> CpuTimes:
         import psutil  # its PROCFS_PATH (e.g. a host's /proc mounted in a container) holds
 
         try:
-            times = proc_stat_cpu_times(f"{psutil.PROCFS_PATH}/stat")
+            times = _read_proc_stat(f"{psutil.PROCFS_PATH}/stat")
         except (OSError, ValueError):
             _fast_times_work = False
         else:
