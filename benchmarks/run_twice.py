@@ -28,6 +28,13 @@ RESULTS = HERE / "results"
 BENCHMARKS: dict[str, list[str]] = {
     "cli_startup": ["cli_startup.py", "--max-sec", "40"],
     "telemetry_overhead": ["telemetry_overhead.py", "--max-sec", "60"],
+    "telemetry_overhead_constant": [
+        "telemetry_overhead.py",
+        "--fake",
+        "constant",
+        "--max-sec",
+        "60",
+    ],
     "serving_client": ["serving_client.py", "--max-sec", "90"],
     "quality_speed": ["quality_speed.py", "--threads", "1", "--max-sec", "90"],
     "quality_speed_lean": ["quality_speed.py", "--threads", "1", "--lean-bare", "--max-sec", "90"],

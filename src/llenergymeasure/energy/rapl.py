@@ -19,13 +19,21 @@ from pathlib import Path
 
 from llenergymeasure.domain.energy import DeviceKind
 from llenergymeasure.domain.metrics import Confidence
-from llenergymeasure.energy.base import Channel, ChannelEnergy, DeviceRef, TelemetryReading
+from llenergymeasure.energy.base import (
+    NO_REASONS,
+    Channel,
+    ChannelEnergy,
+    DeviceRef,
+    TelemetryReading,
+    TelemetryRow,
+)
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 #: RAPL counters update about every millisecond; one that has not moved in this long is stuck.
 STUCK_AFTER_SEC = 0.05
 #: Power assumed when working out how fast a counter can wrap (above any CPU package's draw).
 ASSUMED_MAX_POWER_W = 1000.0
+_NAN = float("nan")
 
 _ZONE_DIR = re.compile(r"^[a-z]+-rapl:(\d+(?::\d+)*)$")
 _GRANT_HINT = (
@@ -187,17 +195,20 @@ class RaplChannel(Channel):
             self._window_t0 = t
             self._open = True
 
-    def sample(self, t: float) -> TelemetryReading:
+    def sample_row(self, t: float) -> TelemetryRow:
         with self._lock:
             value = self.read_uj()
             if self._open:
                 self._accumulate(t, value)
-            power = None
+            power = _NAN
             if self._sample_last is not None and t > self._sample_last[0]:
                 last_t, last_uj = self._sample_last
                 power = self._delta(last_uj, value) / 1e6 / (t - last_t)
             self._sample_last = (t, value)
-        return TelemetryReading(power_w=power, energy_counter_j=value / 1e6)
+        return (power, value / 1e6, _NAN, _NAN, _NAN, _NAN, NO_REASONS)
+
+    def sample(self, t: float) -> TelemetryReading:
+        return TelemetryReading.from_row(self.sample_row(t))
 
     def stop(self, t: float) -> ChannelEnergy:
         with self._lock:
