@@ -27,9 +27,12 @@ def figure(estimate: dict) -> str:
         if estimate["stopped_by"] == "precision"
         else f"time cap, +-{estimate['half_width']:.1%}"
     )
+    # a small share (the telemetry thread's CPU) as a percentage, else 0.004 [0.004-0.005]
+    spec = ".3%" if estimate["ratio"] < 0.05 else ".3f"
     return (
-        f"{estimate['name']}: **{estimate['ratio']:.3f}** "
-        f"[{estimate['low']:.3f}-{estimate['high']:.3f}], {estimate['rounds']} rounds ({stop})"
+        f"{estimate['name']}: **{estimate['ratio']:{spec}}** "
+        f"[{estimate['low']:{spec}}-{estimate['high']:{spec}}], {estimate['rounds']} rounds "
+        f"({stop})"
     )
 
 
