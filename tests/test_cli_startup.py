@@ -1,0 +1,147 @@
+"""`llem --help` stays light: commands are built when used, and the help text is unchanged.
+
+The root group lists its commands from a table (cli/main.py COMMANDS) instead of building
+them; these tests hold the table to the built commands and check, in a fresh interpreter, what
+`llem --help` and `llem <command> --help` import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.core import TyperGroup
+
+from llenergymeasure.cli.main import _APP_OPTIONS, COMMANDS, app, main
+from tests.cli_helpers import ROOT, run_llem, source_env
+
+# Modules `llem --help` must not import: the command modules and what they use when run.
+DEFERRED = (
+    "llenergymeasure.cli.run_cmd",
+    "llenergymeasure.cli.study_cmd",
+    "llenergymeasure.cli.results_cmd",
+    "llenergymeasure.cli.report_cmd",
+    "llenergymeasure.cli.footprint_opts",
+    "llenergymeasure.cli.console",
+    "llenergymeasure.config",
+    "llenergymeasure.domain",
+    "llenergymeasure.results",
+    "llenergymeasure.measure",
+    "rich",
+    "pydantic",
+    "numpy",
+    "yaml",
+    "pyarrow",
+    "aiohttp",
+    "torch",
+    "transformers",
+    "matplotlib",
+    "pandas",
+)
+
+
+def _eager_group() -> TyperGroup:
+    """The root group as typer builds it with every command registered up front."""
+    eager = typer.Typer(
+        name="llem", help=app.info.help, no_args_is_help=True, **_APP_OPTIONS
+    )  # type: ignore[arg-type]
+    eager.registered_callback = app.registered_callback
+    for entry in COMMANDS.values():
+        importlib.import_module(entry.module).register(eager)
+    group = typer.main.get_command(eager)
+    assert isinstance(group, TyperGroup)
+    return group
+
+
+def _help(group: typer.core.TyperGroup, width: int) -> str:
+    ctx = group.make_context("llem", [], terminal_width=width, resilient_parsing=True)
+    return ctx.get_help()
+
+
+def test_table_matches_built_commands() -> None:
+    eager = _eager_group()
+    assert list(COMMANDS) == eager.list_commands(None)  # type: ignore[arg-type]
+    for name, entry in COMMANDS.items():
+        built = eager.commands[name]
+        assert entry.summary == built.help.split("\n\n")[0], name
+        assert (built.short_help, built.hidden, built.deprecated) == (None, False, False), name
+
+
+@pytest.mark.parametrize("width", [50, 60, 80, 120, 200])
+def test_root_help_is_the_eager_groups(width: int) -> None:
+    lazy = typer.main.get_command(app)
+    assert isinstance(lazy, TyperGroup)
+    assert _help(lazy, width) == _help(_eager_group(), width)
+    assert not lazy.commands  # the listing built nothing
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_command_built_lazily_is_the_eager_one(name: str) -> None:
+    lazy = typer.main.get_command(app)
+    eager = _eager_group()
+    ctx = lazy.make_context("llem", [], resilient_parsing=True)
+    built = lazy.get_command(ctx, name)  # type: ignore[attr-defined]
+    assert set(lazy.commands) == {name}  # type: ignore[attr-defined]
+    reference = eager.commands[name]
+    assert type(built) is type(reference)
+    assert [p.opts for p in built.params] == [p.opts for p in reference.params]
+    sub = built.make_context(name, [], parent=ctx, resilient_parsing=True)
+    ref = reference.make_context(name, [], parent=ctx, resilient_parsing=True)
+    assert sub.get_help() == ref.get_help()
+
+
+def _imported_by(*args: str) -> set[str]:
+    code = (
+        "import json, sys\n"
+        "from llenergymeasure.cli.main import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=source_env(),
+        check=True,
+    )
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m in DEFERRED or m.rsplit(".", 1)[0] in DEFERRED)
+
+
+def test_root_help_imports_no_command_module_nor_heavy_library() -> None:
+    modules = _imported_by("--help")
+    assert "typer" in modules and "llenergymeasure.cli.lazy" in modules
+    assert not _heavy(modules)
+
+
+def test_a_command_help_imports_that_command_only() -> None:
+    modules = _imported_by("schema", "--help")
+    assert "llenergymeasure.cli.schema_cmd" in modules
+    others = [e.module for n, e in COMMANDS.items() if n != "schema"]
+    assert not [m for m in others if m in modules]
+
+
+def test_unknown_command_still_suggests(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["reslts"])
+    assert info.value.code == 2
+    assert "No such command 'reslts'. Did you mean 'results'?" in capsys.readouterr().err
+
+
+def test_no_arguments_prints_the_root_help() -> None:
+    proc = run_llem(timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout.startswith("Usage: llem [OPTIONS] COMMAND [ARGS]...")
+    listed = [line.split()[0] for line in proc.stdout.split("Commands:\n")[1].splitlines()]
+    assert listed == list(COMMANDS)
