@@ -46,9 +46,8 @@ DEFERRED = (
 
 def _eager_group() -> TyperGroup:
     """The root group as typer builds it with every command registered up front."""
-    eager = typer.Typer(
-        name="llem", help=app.info.help, no_args_is_help=True, **_APP_OPTIONS
-    )  # type: ignore[arg-type]
+    options: dict[str, object] = {"name": "llem", "help": app.info.help, **_APP_OPTIONS}
+    eager = typer.Typer(no_args_is_help=True, **options)  # type: ignore[arg-type]
     eager.registered_callback = app.registered_callback
     for entry in COMMANDS.values():
         importlib.import_module(entry.module).register(eager)
