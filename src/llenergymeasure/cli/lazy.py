@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 
-@dataclass(frozen=True)
-class LazyCommand:
-    """Where a subcommand is defined and what ``llem --help`` says about it."""
+class LazyCommand(NamedTuple):
+    """Where a subcommand is defined and what ``llem --help`` says about it.
+
+    (A named tuple: a dataclass costs 0.7 ms to create, half of this module's import.)
+    """
 
     module: str
     """Module whose ``register(app)`` adds the command to a typer app."""
