@@ -70,6 +70,16 @@ def test_table_matches_built_commands() -> None:
         assert (built.short_help, built.hidden, built.deprecated) == (None, False, False), name
 
 
+def test_every_command_module_is_in_the_table() -> None:
+    cli = ROOT / "src" / "llenergymeasure" / "cli"
+    defined = {
+        f"llenergymeasure.cli.{path.stem}"
+        for path in cli.glob("*.py")
+        if "\ndef register(app" in path.read_text()
+    }
+    assert defined == {entry.module for entry in COMMANDS.values()}
+
+
 @pytest.mark.parametrize("width", [50, 60, 80, 120, 200])
 def test_root_help_is_the_eager_groups(width: int) -> None:
     lazy = typer.main.get_command(app)
