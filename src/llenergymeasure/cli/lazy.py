@@ -31,7 +31,22 @@ class LazyCommand(NamedTuple):
     """First paragraph of the command's help (all the command list shows of it)."""
 
 
-class LazyGroup(TyperGroup):
+class HelpFlagGroup(TyperGroup):
+    """A ``TyperGroup`` whose ``--help`` flag is False, not None, when not given.
+
+    Typer (0.29) leaves an absent ``--help`` flag None, and coercing a value that is not a
+    bool builds a pydantic ``TypeAdapter``: every command line that passes through a group
+    (``llem doctor --help``, ``llem results list --help``) imported pydantic for nothing.
+    """
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
+class LazyGroup(HelpFlagGroup):
     """A ``TyperGroup`` that builds the subcommands of ``lazy_commands`` when first resolved.
 
     Subclasses set ``lazy_commands`` (in the order ``--help`` lists them) and
