@@ -168,7 +168,7 @@ def free_memory() -> None:
     _free()
 
 
-def n_batches_for(window_sec: float, sec_per_batch: float, margin: float = 1.15) -> int:
+def n_batches_for(window_sec: float, sec_per_batch: float, margin: float = 1.25) -> int:
     """Batches for a window of at least ``window_sec`` (with a margin), at least 2."""
     return max(2, math.ceil(window_sec * margin / max(sec_per_batch, 1e-6)))
 
