@@ -188,7 +188,8 @@ def _runs_table(all_runs: list[dict[str, Any]], out: Path) -> None:
     """runs.md: one row per run with the figures the issue asks for."""
     head = (
         "| run | window s | output tok | tok/s | J/tok (all) | J/tok (GPU) | TTFT p50 ms | "
-        "TPOT (ITL p50) ms | MFU | throttled | telemetry/counter | llem run / bare calibration tok/s (two processes: information) |"
+        "TPOT (ITL p50) ms | MFU | throttled | telemetry/counter | "
+        "llem run / bare calibration tok/s (two processes: information) |"
     )
     lines = [head, "|" + "---|" * 12]
     for run in all_runs:
