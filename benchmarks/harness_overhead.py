@@ -24,7 +24,8 @@ of the cost in wall time whenever the harness's threads can run beside generatio
 - ``full``: the window with the telemetry thread sampling every ``telemetry_interval_sec``.
 
     python benchmarks/harness_overhead.py [--parts] [--max-sec 240] [--batch-size 8]
-        [--new-tokens 64] [--grain batch|pass] [--clock wall|cpu] [--threads N]
+        [--new-tokens 64] [--grain batch|pass] [--clock wall|cpu] [--threads N] [--target 0.02]
+        [--max-rounds 200]
         [--with-progress] [--save]
 """
 
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--model", default="builtin:tiny-llama")
     parser.add_argument("--max-sec", type=float, default=240.0, help="time cap per figure")
     parser.add_argument("--target", type=float, default=0.02, help="interval half-width goal")
+    parser.add_argument("--max-rounds", type=int, default=200, help="pairs per figure at most")
     parser.add_argument("--parts", action="store_true", help="also measure with parts off")
     parser.add_argument(
         "--grain", choices=("batch", "pass"), default="batch", help="what one paired round runs"
@@ -204,6 +206,7 @@ def main() -> None:
             harness.pair_runner(key, args.new_tokens, args.grain),
             target=args.target,
             max_sec=args.max_sec,
+            max_rounds=args.max_rounds,
             meaning=VARIANTS[key],
         )
         estimates.append(estimate)
