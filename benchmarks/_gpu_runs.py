@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 import subprocess
 import sys
 import time
@@ -82,58 +81,86 @@ def calibrate(
     model, batches, pad_id = prepare(config)
     input_ids, mask = batches[0]
     seconds: dict[int, float] = {}
+    short = max(1, calib_tokens // 4)
     for bs in batch_sizes:
         batch = [(input_ids[:bs], mask[:bs])]
         bare_tokens_per_second(model, batch, pad_id, calib_tokens)  # warm
-        _sync()
-        start = time.perf_counter()
-        bare_tokens_per_second(model, batch, pad_id, calib_tokens)
-        per_step = (time.perf_counter() - start) / calib_tokens
-        seconds[bs] = per_step * work.new_tokens
+        t_short = _timed(model, batch, pad_id, short)
+        t_long = _timed(model, batch, pad_id, calib_tokens)
+        seconds[bs] = batch_seconds(t_short, short, t_long, calib_tokens, work.new_tokens)
+        print(
+            f"   calibration {dtype} bs{bs}: {short} new tokens {t_short:.3f} s, "
+            f"{calib_tokens} new tokens {t_long:.3f} s -> {seconds[bs]:.3f} s per batch of "
+            f"{work.new_tokens}",
+            flush=True,
+        )
     return seconds, (model, (input_ids, mask), pad_id)
+
+
+def _timed(model: Any, batch: list[tuple[Any, Any]], pad_id: int, new_tokens: int) -> float:
+    """Seconds of one bare ``generate`` of ``new_tokens`` on ``batch`` (device synchronised)."""
+    _sync()
+    start = time.perf_counter()
+    bare_tokens_per_second(model, batch, pad_id, new_tokens)
+    return time.perf_counter() - start
+
+
+def batch_seconds(
+    t_short: float, n_short: int, t_long: float, n_long: int, new_tokens: int
+) -> float:
+    """Seconds per batch of ``new_tokens`` from two timed lengths: the difference gives the cost
+    of one decode step, the rest of the short one is the prefill's. (One length alone, scaled,
+    counts the prefill once per ``n_long`` steps: at batch 64 in fp32 on an H200 that made the
+    check's windows 10-15% short.) Falls back to plain scaling when noise makes a step free."""
+    step = (t_long - t_short) / max(n_long - n_short, 1)
+    if step <= 0 or n_long <= n_short:
+        return t_long / n_long * new_tokens
+    prefill = max(0.0, t_short - n_short * step)
+    return prefill + new_tokens * step
 
 
 def harness_vs_bare(
     work: Workload,
-    loaded: tuple[Any, tuple[Any, Any], int],
     dtype: str,
     batch_size: int,
     n_batches: int,
-    rounds: int,
+    caps_sec: dict[str, float],
+    targets: dict[str, float],
     out_dir: Path,
-) -> dict[str, Any]:
-    """Alternate bare generate and llem's in-process harness (same model, dtype, batch size,
-    prompt length and output length); the median tokens/s ratio harness / bare."""
-    from llenergymeasure.config.experiment import ExperimentConfig
-    from llenergymeasure.measure.experiment import run_experiment
+) -> list[Any]:
+    """llem's measurement window against a bare ``generate`` loop, paired batch by batch in one
+    process on one loaded model (benchmarks/harness_overhead.py's ``Harness``: the window code
+    of ``llem run`` with its energy meter and, for ``full``, the telemetry thread). One
+    ``RatioEstimate`` per variant in ``caps_sec`` (its time cap), in that order."""
+    from _paired import run_paired
+    from harness_overhead import VARIANTS, Harness
 
-    model, (input_ids, mask), pad_id = loaded
-    slices = max(1, input_ids.shape[0] // batch_size)
-    batches = [
-        (
-            input_ids[(i % slices) * batch_size : (i % slices + 1) * batch_size],
-            mask[(i % slices) * batch_size : (i % slices + 1) * batch_size],
-        )
-        for i in range(n_batches)
-    ]
+    from llenergymeasure.config.experiment import ExperimentConfig
+
     config = ExperimentConfig(
         **work.config(
             dtype, batch_size, batch_size * n_batches, baseline_sec=0, output_dir=str(out_dir)
         )
     )
-    rows = []
-    for _ in range(rounds):
-        bare = bare_tokens_per_second(model, batches, pad_id, work.new_tokens)
-        harness = run_experiment(config).inference.tokens_per_second
-        rows.append({"bare_tok_s": bare, "harness_tok_s": harness, "ratio": harness / bare})
+    harness = Harness(config, with_progress=False, clock="wall")
+    estimates = []
+    try:
+        harness.warm(work.new_tokens, "batch", rounds=2)
+        for variant, cap in caps_sec.items():
+            estimates.append(
+                run_paired(
+                    f"harness/bare [{variant}]",
+                    harness.pair_runner(variant, work.new_tokens, "batch"),
+                    target=targets.get(variant, 0.02),
+                    max_sec=cap,
+                    meaning=VARIANTS[variant],
+                )
+            )
+    finally:
+        harness.close()
+        del harness
         _free()
-    return {
-        "rounds": rows,
-        "median_ratio": statistics.median(r["ratio"] for r in rows),
-        "batch_size": batch_size,
-        "dtype": dtype,
-        "n_prompts": config.n_prompts,
-    }
+    return estimates
 
 
 def free_memory() -> None:
@@ -141,7 +168,7 @@ def free_memory() -> None:
     _free()
 
 
-def n_batches_for(window_sec: float, sec_per_batch: float, margin: float = 1.15) -> int:
+def n_batches_for(window_sec: float, sec_per_batch: float, margin: float = 1.25) -> int:
     """Batches for a window of at least ``window_sec`` (with a margin), at least 2."""
     return max(2, math.ceil(window_sec * margin / max(sec_per_batch, 1e-6)))
 

@@ -86,7 +86,8 @@ def run_paired(
     meaning: str = "",
     verbose: bool = True,
 ) -> RatioEstimate:
-    """Run ``one_pair(i) -> (measured, reference)`` until the ratio is within +-``target``."""
+    """Run ``one_pair(i) -> (measured, reference)`` until the ratio is within +-``target``, or
+    ``max_sec`` has passed and at least ``min_rounds`` pairs are in."""
     pairs: list[tuple[float, float]] = []
     start = time.perf_counter()
     stopped_by = "time cap"
@@ -101,7 +102,7 @@ def run_paired(
             if (high - low) / 2 / centre <= target:
                 stopped_by = "precision"
                 break
-        if time.perf_counter() - start >= max_sec:
+        if time.perf_counter() - start >= max_sec and len(pairs) >= min_rounds:
             break
     centre, low, high = ratio_interval(pairs)
     return RatioEstimate(

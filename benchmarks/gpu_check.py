@@ -47,6 +47,11 @@ else:
     )
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The same OpenMP wait policy as `llem run`, before torch is imported: on the H200 the bare
+# calibration in this process (default policy) ran 5-20% slower per decode step than `llem run`.
+from llenergymeasure.threads import prefer_passive_omp_wait  # noqa: E402
+
+prefer_passive_omp_wait()
 
 import _gpu_instruments as instruments  # noqa: E402
 import _gpu_runs as runs  # noqa: E402
@@ -70,8 +75,8 @@ class Platform:
     calib_tokens: int
     run_overhead_sec: float
     harness_batch: int
-    harness_sec: float
-    harness_rounds: int
+    harness_sec: float  # time cap of the default harness's paired figure
+    harness_target: float  # its interval's half-width goal
     notes: list[str] = field(default_factory=list)
 
 
@@ -90,8 +95,8 @@ def real_platform(args: argparse.Namespace) -> Platform:
         calib_tokens=32,
         run_overhead_sec=20.0,
         harness_batch=8,
-        harness_sec=6.0,
-        harness_rounds=2,
+        harness_sec=90.0,
+        harness_target=0.01,
     )
 
 
@@ -127,8 +132,8 @@ def dry_platform(args: argparse.Namespace, out: Path) -> Platform:
         calib_tokens=4,
         run_overhead_sec=15.0,
         harness_batch=2,
-        harness_sec=0.5,
-        harness_rounds=2,
+        harness_sec=4.0,
+        harness_target=0.02,
         notes=[
             f"DRY RUN: fake H200 (power readings {lag} s late, counter every 0.1 s), "
             "fake nvidia-smi, CPU, tiny model"
@@ -271,8 +276,11 @@ def part_instruments(p: Platform, out: Path, summary: Summary) -> None:
         "2 instruments",
         "counter-derived power: delay after step on / off",
         f"{fmt(rise, 's', 3)} / {fmt(fall, 's', 3)}",
-        f"<= {bound:.2f} s (2.5 updates)",
-        "ok" if rise is not None and fall is not None and max(rise, fall) <= bound else "warn",
+        # The step off is the clean test of the counter's lag: the load stops at once, while
+        # after the step on the GPU first raises its clocks from idle (on an H200, 0.27 s on
+        # and 0.07 s off were seen, with 0.1 s counter updates), so that delay is information.
+        f"off <= {bound:.2f} s (2.5 updates); on: info (clock ramp from idle)",
+        "ok" if fall is not None and fall <= bound else "warn",
     )
     summary.add(
         "2 instruments",

@@ -24,7 +24,8 @@ of the cost in wall time whenever the harness's threads can run beside generatio
 - ``full``: the window with the telemetry thread sampling every ``telemetry_interval_sec``.
 
     python benchmarks/harness_overhead.py [--parts] [--max-sec 240] [--batch-size 8]
-        [--new-tokens 64] [--grain batch|pass] [--clock wall|cpu] [--threads N]
+        [--new-tokens 64] [--grain batch|pass] [--clock wall|cpu] [--threads N] [--target 0.02]
+        [--max-rounds 200]
         [--with-progress] [--save]
 """
 
@@ -49,6 +50,13 @@ from llenergymeasure.threads import prefer_passive_omp_wait
 prefer_passive_omp_wait()  # as `llem run` does, before torch is imported
 
 from llenergymeasure.config.experiment import ExperimentConfig  # noqa: E402
+
+#: What each harness variant runs, paired with the bare loop.
+VARIANTS: dict[str, str] = {
+    "engine": "engine.generate alone (timestamps, host copy)",
+    "window": "window with meter edges, no telemetry",
+    "full": "the harness as `llem run` measures",
+}
 
 
 class Harness:
@@ -109,6 +117,48 @@ class Harness:
                 sampler.stop()
         return sum(sum(o.output_tokens) for o in outputs) / elapsed
 
+    def _chosen(self, i: int, grain: str) -> slice:
+        n = len(self.batches)
+        return slice(i % n, i % n + 1) if grain == "batch" else slice(0, n)
+
+    def bare(self, i: int, new_tokens: int, grain: str) -> float:
+        """Tokens/s of the bare ``generate`` loop on round ``i``'s batches."""
+        pad_id = self.engine.tokenizer.pad_token_id
+        inputs = [b.inputs for b in self.batches[self._chosen(i, grain)]]
+        return bare_tokens_per_second(
+            self.engine.model, inputs, pad_id, new_tokens, clock=self.clock
+        )
+
+    def measured(self, variant: str, i: int, grain: str) -> float:
+        """Tokens/s of one harness variant (a key of ``VARIANTS``) on round ``i``'s batches."""
+        batches = self.batches[self._chosen(i, grain)]
+        if variant == "engine":
+            return self.engine_only(batches)
+        return self.window(batches, telemetry=variant == "full")
+
+    def warm(self, new_tokens: int, grain: str, rounds: int | None = None) -> None:
+        """Run both paths (allocator, kernels) before any pair counts: every batch twice by
+        default."""
+        for i in range(2 * len(self.batches) if rounds is None else rounds):
+            self.bare(i, new_tokens, grain)
+            self.measured("full", i, grain)
+
+    def pair_runner(
+        self, variant: str, new_tokens: int, grain: str
+    ) -> Callable[[int], tuple[float, float]]:
+        """``one_pair(i) -> (harness, bare)`` for ``run_paired``, alternating which goes first
+        (with one batch per round, each batch is seen in both orders)."""
+        n = len(self.batches)
+
+        def one_pair(i: int) -> tuple[float, float]:
+            if (i // n) % 2 if grain == "batch" else i % 2:
+                b = self.bare(i, new_tokens, grain)
+                return self.measured(variant, i, grain), b
+            m = self.measured(variant, i, grain)
+            return m, self.bare(i, new_tokens, grain)
+
+        return one_pair
+
     def close(self) -> None:
         self.meter.close()
         self.engine.close()
@@ -122,6 +172,7 @@ def main() -> None:
     parser.add_argument("--model", default="builtin:tiny-llama")
     parser.add_argument("--max-sec", type=float, default=240.0, help="time cap per figure")
     parser.add_argument("--target", type=float, default=0.02, help="interval half-width goal")
+    parser.add_argument("--max-rounds", type=int, default=200, help="pairs per figure at most")
     parser.add_argument("--parts", action="store_true", help="also measure with parts off")
     parser.add_argument(
         "--grain", choices=("batch", "pass"), default="batch", help="what one paired round runs"
@@ -146,55 +197,17 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     harness = Harness(config, args.with_progress, args.clock)
-    bare_inputs = harness.bare_inputs()
-    pad_id = harness.engine.tokenizer.pad_token_id
-    model = harness.engine.model
-    n = len(harness.batches)
-
-    def chosen_batches(i: int) -> slice:
-        return slice(i % n, i % n + 1) if args.grain == "batch" else slice(0, n)
-
-    def bare(i: int) -> float:
-        return bare_tokens_per_second(
-            model, bare_inputs[chosen_batches(i)], pad_id, args.new_tokens, clock=harness.clock
-        )
-
-    for i in range(2 * n):  # warm both paths (allocator, kernels) before any pair counts
-        bare(i)
-        harness.window(harness.batches[chosen_batches(i)], telemetry=True)
-
-    variants: dict[str, tuple[str, Callable[[int], float]]] = {
-        "engine": (
-            "engine.generate alone (timestamps, host copy)",
-            lambda i: harness.engine_only(harness.batches[chosen_batches(i)]),
-        ),
-        "window": (
-            "window with meter edges, no telemetry",
-            lambda i: harness.window(harness.batches[chosen_batches(i)], False),
-        ),
-        "full": (
-            "the harness as `llem run` measures",
-            lambda i: harness.window(harness.batches[chosen_batches(i)], True),
-        ),
-    }
+    harness.warm(args.new_tokens, args.grain)
     chosen = ["engine", "window", "full"] if args.parts else ["full"]
     estimates: list[RatioEstimate] = []
     for key in chosen:
-        meaning, measured = variants[key]
-
-        def one_pair(i: int, measured: Any = measured) -> tuple[float, float]:
-            if (i // n) % 2 if args.grain == "batch" else i % 2:  # each batch both orders
-                b = bare(i)
-                return measured(i), b
-            m = measured(i)
-            return m, bare(i)
-
         estimate = run_paired(
             f"harness/bare [{key}]",
-            one_pair,
+            harness.pair_runner(key, args.new_tokens, args.grain),
             target=args.target,
             max_sec=args.max_sec,
-            meaning=meaning,
+            max_rounds=args.max_rounds,
+            meaning=VARIANTS[key],
         )
         estimates.append(estimate)
         print(estimate.line(), flush=True)

@@ -39,7 +39,15 @@ BENCHMARKS: dict[str, list[str]] = {
     "quality_speed": ["quality_speed.py", "--threads", "1", "--max-sec", "90"],
     "quality_speed_lean": ["quality_speed.py", "--threads", "1", "--lean-bare", "--max-sec", "90"],
     "harness_overhead_parts": ["harness_overhead.py", "--parts", "--max-sec", "120"],
-    "harness_overhead": ["harness_overhead.py", "--max-sec", "300"],
+    "harness_overhead": [
+        "harness_overhead.py",
+        "--max-sec",
+        "600",
+        "--max-rounds",
+        "2000",
+        "--target",
+        "0.01",
+    ],
     "study_overhead": ["study_overhead.py", "--max-sec", "150"],
 }
 

@@ -114,6 +114,45 @@ def test_nvidia_smi_lines_parse_back_to_the_time_they_were_printed() -> None:
 # ---- the summary table --------------------------------------------------------------------------
 
 
+@given(
+    prefill=st.floats(0.0, 2.0),
+    step=st.floats(1e-4, 0.1),
+    n_short=st.integers(1, 16),
+    extra=st.integers(1, 64),
+    new_tokens=st.integers(1, 512),
+)
+def test_batch_seconds_separates_prefill_from_decode_steps(
+    prefill: float, step: float, n_short: int, extra: int, new_tokens: int
+) -> None:
+    import _gpu_runs
+
+    n_long = n_short + extra
+    got = _gpu_runs.batch_seconds(
+        prefill + n_short * step, n_short, prefill + n_long * step, n_long, new_tokens
+    )
+    assert got == pytest.approx(prefill + new_tokens * step, rel=1e-6, abs=1e-9)
+
+
+def test_batch_seconds_falls_back_to_scaling_when_noise_makes_a_step_free() -> None:
+    import _gpu_runs
+
+    assert _gpu_runs.batch_seconds(1.0, 8, 0.9, 32, 128) == pytest.approx(0.9 / 32 * 128)
+
+
+def test_throttle_text_names_causes_and_share_of_the_window() -> None:
+    from _gpu_check_runs import _throttle_text
+
+    throttle = {
+        "throttle_duration_sec": 3.1,
+        "throttle_intervals": [
+            {"start_sec": 2.9, "end_sec": 3.2, "cause": "sw_power_cap"},
+            {"start_sec": 7.1, "end_sec": 7.3, "cause": "sw_power_cap"},
+        ],
+    }
+    assert _throttle_text(throttle, 27.0) == "throttled: sw_power_cap 3.1 s of 27 s (11%), 2 spells"
+    assert _throttle_text(None, 27.0) == "throttled"
+
+
 def test_summary_table_wraps_counts_and_refuses_unknown_status(tmp_path: Path) -> None:
     summary = Summary()
     summary.add("2 instruments", "nvml_power_polling vs counter", "1.0 J (+2.0%)", "5%", "ok")
@@ -207,9 +246,17 @@ def test_dry_run_through_the_wrapper(tmp_path: Path) -> None:
     assert (results / "report.html").stat().st_size > 10_000
     assert len((results / "runs.md").read_text().splitlines()) == 2 + 4
 
-    # 4. harness vs bare ran and gave a ratio
+    # 4. harness vs bare: paired figures with intervals, the default harness first
     harness = json.loads((results / "harness_vs_bare.json").read_text())
-    assert harness["rounds"] and harness["median_ratio"] > 0
+    estimates = harness["estimates"]
+    assert estimates[0]["name"] == "harness/bare [full]"
+    for e in estimates:
+        assert e["rounds"] >= 6 and len(e["pairs"]) == e["rounds"]
+        assert 0 < e["low"] <= e["ratio"] <= e["high"]
+        assert e["stopped_by"] in ("precision", "time cap")
+    assert by_check["harness/bare tok/s (fp32 bs2, one batch per pair)"]["value"].startswith(
+        f"{estimates[0]['ratio']:.3f} [95% CI"
+    )
 
     # 5. one folder; the summary, runs table, log and an archive copied to $OUT
     assert {p.name for p in returned.iterdir()} == {

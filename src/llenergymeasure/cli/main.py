@@ -1,8 +1,10 @@
 """The `llem` command: a typer app whose commands live in small modules beside this one.
 
-Every command module imports heavy libraries (torch, transformers, matplotlib) inside the
-command's body, so `llem --help` stays light. User mistakes (`LlemError`) print one line and
-exit 2; Ctrl-C prints one line and exits 130, SIGTERM 143.
+A command's module is imported, and the command built, only when that command is used
+(``COMMANDS`` below, cli/lazy.py); every command module imports heavy libraries (torch,
+transformers, matplotlib) inside the command's body, so `llem --help` stays light. User
+mistakes (`LlemError`) print one line and exit 2; Ctrl-C prints one line and exits 130,
+SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -17,28 +19,72 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import (
-    aggregate_cmd,
-    doctor_cmd,
-    report_cmd,
-    results_cmd,
-    run_cmd,
-    schema_cmd,
-    serve_bench_cmd,
-    serve_cmd,
-    study_cmd,
-)
-from llenergymeasure.cli.console import error, error_console, exit_interrupted
+from llenergymeasure.cli.lazy import LazyCommand, LazyGroup
 from llenergymeasure.errors import LlemError
 from llenergymeasure.signals import INTERRUPTS, install_sigterm_handler
+
+_CLI = "llenergymeasure.cli."
+
+COMMANDS = {
+    "run": LazyCommand(
+        _CLI + "run_cmd", "Run one experiment and write OUTPUT/<experiment_id>/result.json."
+    ),
+    "aggregate": LazyCommand(
+        _CLI + "aggregate_cmd",
+        "Re-aggregate EXPERIMENT_DIR from its process_<i>.json files into result.json.",
+    ),
+    "study": LazyCommand(
+        _CLI + "study_cmd",
+        "Run a study: a sweep or list of experiments, repeated in cycles, resumable.",
+    ),
+    "schema": LazyCommand(
+        _CLI + "schema_cmd",
+        "Print the JSON Schema of result files (ExperimentResult by default).",
+    ),
+    "report": LazyCommand(
+        _CLI + "report_cmd",
+        "Write an HTML report: tables and plots (matplotlib) embedded in one file.",
+    ),
+    "doctor": LazyCommand(
+        _CLI + "doctor_cmd",
+        "Check the energy instruments (NVML, RAPL, Zeus, CodeCarbon, estimate) and devices.",
+    ),
+    "serve": LazyCommand(
+        _CLI + "serve_cmd",
+        "Serve MODEL over an OpenAI-compatible API (/v1/completions, /v1/chat/completions,\n"
+        "/v1/models, /health), streaming tokens as server-sent events.",
+    ),
+    "serve-bench": LazyCommand(
+        _CLI + "serve_bench_cmd",
+        "Measure a server under load: per-request latency by streaming, energy of the GPUs\n"
+        "(and host) in the steady-state window, J per output token, per request and per good\n"
+        "request, goodput against SLOs. Writes OUTPUT/<run>/rate-<r>/result.json per rate.",
+    ),
+    "results": LazyCommand(
+        _CLI + "results_cmd", "List, show, compare and export experiment results."
+    ),
+}
+"""The subcommands in `llem --help`'s order: module with ``register(app)``, first paragraph
+of the help (tests/test_cli_startup.py checks it against the built command)."""
+
+_APP_OPTIONS: dict[str, object] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+}
+
+
+class _LlemGroup(LazyGroup):
+    lazy_commands = COMMANDS
+    app_options = _APP_OPTIONS
+
 
 app = typer.Typer(
     name="llem",
     help="Measure what LLM inference costs: energy per token, throughput, latency and FLOPs.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    cls=_LlemGroup,
+    **_APP_OPTIONS,  # type: ignore[arg-type]
 )
 
 
@@ -55,17 +101,6 @@ def _root(
     ),
 ) -> None:
     """Measure what LLM inference costs, with the provenance of every figure."""
-
-
-run_cmd.register(app)
-aggregate_cmd.register(app)
-study_cmd.register(app)
-schema_cmd.register(app)
-results_cmd.register(app)
-report_cmd.register(app)
-doctor_cmd.register(app)
-serve_cmd.register(app)
-serve_bench_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         sys.exit(2)
     except click_exceptions.UsageError as exc:
+        from llenergymeasure.cli.console import error_console
+
         error_console.print(
             f"[bold red]error:[/] {usage_line(exc)}", highlight=False, soft_wrap=True, markup=True
         )
@@ -94,16 +131,24 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
+        from llenergymeasure.cli.console import error_console
+
         error_console.print("aborted", highlight=False)
         sys.exit(1)
     except LlemError as exc:
+        from llenergymeasure.cli.console import error
+
         error(exc)
         sys.exit(exc.exit_code)
     except INTERRUPTS as exc:
+        from llenergymeasure.cli.console import exit_interrupted
+
         exit_interrupted("nothing more was written.", exc)
     except BrokenPipeError:
         sys.exit(1)  # output piped into a command that stopped reading (e.g. head)
     except OSError as exc:  # the file system refused (full disk, odd mount): still one line
+        from llenergymeasure.cli.console import error
+
         where = f"{exc.filename}: " if exc.filename else ""
         error(f"{where}{exc.strerror or exc}")
         sys.exit(2)

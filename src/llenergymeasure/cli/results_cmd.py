@@ -13,6 +13,7 @@ import typer
 from llenergymeasure.cli import footprint_opts as fo
 from llenergymeasure.cli.console import console, error_console
 from llenergymeasure.cli.console import warn as warn_line
+from llenergymeasure.cli.lazy import HelpFlagGroup
 from llenergymeasure.errors import LlemError, ResultFileError
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def list_records(items: Sequence[LoadedResult]) -> list[dict[str, Any]]:
 def register(app: typer.Typer) -> None:
     results_app = typer.Typer(
         name="results",
+        cls=HelpFlagGroup,
         help="List, show, compare and export experiment results.",
         no_args_is_help=True,
     )
