@@ -65,7 +65,9 @@ def test_recorded_values_are_the_devices_readings(
     times = [t - t0 for t in c["monotonic_sec"]]
     assert times == pytest.approx([0.1] * 3 + [0.2] * 3 + [0.3] * 3)
     assert list(c["power_w"][:2]) == [250.0, 100.0]
-    assert list(c["temperature_c"][3:5]) == [45.0, 70.0]  # rounded, as NVML gives integers
+    assert list(c["temperature_c"][:2]) == [45.0, 70.0]  # rounded, as NVML gives integers
+    # slow fields (and, beside the counter, power) only every SLOW_FIELDS_EVERY_SEC
+    assert math.isnan(c["temperature_c"][3]) and math.isnan(c["power_w"][3])
     assert list(c["sm_clock_mhz"][:2]) == [1980.0, 1980.0]
     assert list(c["memory_used_mb"][:2]) == [12e9 / 2**20] * 2
     assert list(c["utilization_pct"][:2]) == [90.0, 90.0]
@@ -77,7 +79,8 @@ def test_recorded_values_are_the_devices_readings(
     assert c["power_w"][5] == pytest.approx(0.25 * 280.0)
     assert c["utilization_pct"][5] == pytest.approx(25.0)
     assert math.isnan(c["temperature_c"][5])
-    assert telemetry.series("gpu:1", "temperature_c")[1] == [70.0, 70.0, 70.0]
+    assert telemetry.series("gpu:1", "temperature_c")[1] == [70.0, None, None]
+    assert not any(math.isnan(c["energy_counter_j"][k]) for k in (0, 1, 3, 4, 6, 7))
 
 
 def test_a_failed_read_is_a_gap_and_a_warning_and_read_again(
@@ -95,16 +98,48 @@ def test_a_failed_read_is_a_gap_and_a_warning_and_read_again(
     monkeypatch.setattr(rig.nvml, "nvmlDeviceGetTemperature", flaky)
     meter = rig.meter("nvml")
     sampler = rig.sampler(meter)
-    rig.run(sampler, 0.3)
+    rig.run(sampler, 0.6)  # ticks at 0.1 ... 0.6 s: the slow fields at 0.1 and 0.6 s
     telemetry = sampler.stop()
     _, temperature = telemetry.series("gpu:0", "temperature_c")
     _, power = telemetry.series("gpu:0", "power_w")
-    assert temperature == [None, 45.0, 45.0] and power == [100.0] * 3
+    assert temperature == [None, None, None, None, None, 45.0]
+    assert power == [100.0, None, None, None, None, 100.0]
     assert telemetry.warnings == [
         "telemetry: NVML gpu:0 temperature: the GPU is lost (fell off the bus or needs a reset)"
     ]
     channel = meter.telemetry_channels()[0]
     assert isinstance(channel, NvmlChannel) and channel.unavailable_fields == []
+
+
+@pytest.mark.parametrize("counter", [True, False])
+def test_slow_fields_are_read_every_half_second_and_the_rest_every_tick(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, counter: bool
+) -> None:
+    from llenergymeasure.energy.nvml import SLOW_FIELDS_EVERY_SEC
+
+    assert SLOW_FIELDS_EVERY_SEC == 0.5
+    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0), has_energy_counter=counter)])
+    channel = rig.meter("nvml").telemetry_channels()[0]
+    assert isinstance(channel, NvmlChannel)
+    calls = rig.nvml.calls
+    before = dict(calls)
+    # 10 Hz with timer jitter: a tick a little early still reads the slow fields on time
+    ticks = [0.0, 0.1, 0.2, 0.3, 0.4, 0.498, 0.6, 0.7, 0.8, 0.9, 0.997, 1.1]
+    rows = [channel.sample_row(t) for t in ticks]
+    slow = [i for i, row in enumerate(rows) if not math.isnan(row[2])]  # temperature
+    assert slow == [0, 5, 10]
+    for i, row in enumerate(rows):
+        reads_slow = i in slow
+        assert [not math.isnan(v) for v in row[2:6]] == [reads_slow] * 4  # temp, clock, mem, util
+        # power: every tick where it is the energy; with the counter, with the slow fields
+        assert (not math.isnan(row[0])) == (reads_slow or not counter)
+        assert (not math.isnan(row[1])) == counter  # the counter, every tick
+    made = {name: calls[name] - before.get(name, 0) for name in calls}
+    assert made["nvmlDeviceGetTemperature"] == made["nvmlDeviceGetClockInfo"] == 3
+    assert made["nvmlDeviceGetMemoryInfo"] == made["nvmlDeviceGetUtilizationRates"] == 3
+    assert made["nvmlDeviceGetPowerUsage"] == (3 if counter else len(ticks))
+    assert made.get("nvmlDeviceGetTotalEnergyConsumption", 0) == (len(ticks) if counter else 0)
+    assert made["clock_event_reasons"] == len(ticks)  # the fake's name for either binding
 
 
 def test_unsupported_fields_are_listed_and_skipped(

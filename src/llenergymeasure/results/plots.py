@@ -153,7 +153,16 @@ def telemetry_png(telemetry: Telemetry, title: str) -> bytes | None:
         for start, end in telemetry.throttled:
             ax.axvspan(start, end, color=THROTTLE_COLOUR, alpha=0.18, linewidth=0)
         for trace in telemetry.traces:
-            ax.plot(trace.time_sec, getattr(trace, name), linewidth=1.2, label=trace.device)
+            # a tick that did not read this quantity (slow fields are read every ~0.5 s) is
+            # a missing value: left out, not drawn as a break in the line
+            points = [
+                (t, v)
+                for t, v in zip(trace.time_sec, getattr(trace, name), strict=True)
+                if not math.isnan(v)
+            ]
+            if points:
+                times, values = zip(*points, strict=True)
+                ax.plot(times, values, linewidth=1.2, label=trace.device)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("seconds from the start of the measurement window")
