@@ -42,14 +42,9 @@ def _meter(fake_gpus: int, kind: str = "scripted"):  # type: ignore[no-untyped-d
         return meter, "real NVML"
     except NvmlError:
         pass
-    from tests.fakes.fake_pynvml import FakeGpu, FakePynvml, constant_readings, gpu_uuid
+    from tests.fakes.fake_pynvml import install_wall_clock_fake
 
-    fake = FakePynvml([FakeGpu(gpu_uuid(i)) for i in range(fake_gpus)])
-    fake.clock = time.monotonic  # type: ignore[assignment]
-    fake.origin = time.monotonic()
-    if kind == "constant":
-        constant_readings(fake)
-    sys.modules["pynvml"] = fake
+    install_wall_clock_fake(fake_gpus, kind)
     what = "constant-reading" if kind == "constant" else "scripted"
     return create_meter("auto"), f"{what} fake pynvml ({fake_gpus} GPUs; no driver here)"
 

@@ -21,24 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.fakes.fake_pynvml import (  # noqa: E402
-    FakeGpu,
-    FakePynvml,
-    constant_readings,
-    gpu_uuid,
-)
+from tests.fakes.fake_pynvml import install_wall_clock_fake  # noqa: E402
 
 from llenergymeasure.energy import TelemetrySampler, create_meter  # noqa: E402
 
 
 def tick_us(gpus: int, kind: str, ticks: int, repeats: int = 5) -> tuple[float, float, str]:
     """Median and lowest thread-CPU microseconds per tick over ``repeats`` loops."""
-    fake = FakePynvml([FakeGpu(gpu_uuid(i)) for i in range(gpus)])
-    fake.clock = time.monotonic  # type: ignore[assignment]
-    fake.origin = time.monotonic()
-    if kind == "constant":
-        constant_readings(fake)
-    sys.modules["pynvml"] = fake
+    install_wall_clock_fake(gpus, kind)
     meter = create_meter("auto")
     sampler = TelemetrySampler(meter, interval_sec=0.1).start(background=False)
     for _ in range(min(200, ticks)):  # warm up

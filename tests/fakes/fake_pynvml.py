@@ -253,3 +253,19 @@ def constant_readings(fake: FakePynvml) -> FakePynvml:
     fake.nvmlDeviceGetCurrentClocksEventReasons = lambda handle: reasons
     fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: reasons  # type: ignore[method-assign]
     return fake
+
+
+def install_wall_clock_fake(n_gpus: int, kind: str = "scripted") -> FakePynvml:
+    """A fake with ``n_gpus`` GPUs on the wall clock (time.monotonic), ``kind`` "scripted" or
+    "constant" (``constant_readings``), installed as ``pynvml`` for the benchmarks that run
+    the real telemetry thread where no driver is."""
+    import sys
+    import time
+
+    fake = FakePynvml([FakeGpu(gpu_uuid(i)) for i in range(n_gpus)])
+    fake.clock = time.monotonic  # type: ignore[assignment]
+    fake.origin = time.monotonic()
+    if kind == "constant":
+        constant_readings(fake)
+    sys.modules["pynvml"] = fake  # type: ignore[assignment]
+    return fake
