@@ -55,7 +55,7 @@ prefer_passive_omp_wait()
 
 import _gpu_instruments as instruments  # noqa: E402
 import _gpu_runs as runs  # noqa: E402
-from _gpu_check_runs import part_harness, part_runs  # noqa: E402
+from _gpu_check_runs import part_harness, part_runs, part_telemetry  # noqa: E402
 from _gpu_summary import Budget, Summary, fmt, pct  # noqa: E402
 
 
@@ -346,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parts: list[tuple[str, float, Callable[[], Any]]] = [
         ("1 env", 20, lambda: part_environment(p, out, summary)),
         ("2 instruments", p.phases.total + 15, lambda: part_instruments(p, out, summary)),
+        ("2 telemetry", 15, lambda: part_telemetry(p, out, summary)),
         ("3 runs", 60, lambda: state.update(part_runs(p, out, summary, budget))),
         ("4 harness", 30, lambda: part_harness(p, out, summary, budget, state) if state else None),
     ]

@@ -226,6 +226,11 @@ def test_dry_run_through_the_wrapper(tmp_path: Path) -> None:
     for name in ("nvml_power_polling", "nvidia_smi"):
         assert abs(figures["energy_vs_counter"][name]) < 0.15, name
 
+    # the telemetry thread's share of a core, over the fake NVML here
+    shares = json.loads((results / "telemetry_thread.json").read_text())["shares"]
+    assert len(shares) == 5 and all(0 < s < 0.5 for s in shares)
+    assert "telemetry thread CPU at 10 Hz" in " ".join(by_check)
+
     # 3. runs: 2 batch sizes x 2 dtypes, each a result read back, then one report
     run_rows = [r for r in rows if r["check"].startswith("llem run ")]
     assert [r["check"] for r in run_rows] == [
