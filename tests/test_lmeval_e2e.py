@@ -182,3 +182,29 @@ def test_a_task_that_fails_after_the_window_keeps_the_measurement(tmp_path: Path
     assert result.task_accuracy is None and result.energy.total_energy_j > 0
     assert any("quality.lm_eval: tasks ['llem_test_broken'] failed" in w for w in result.warnings)
     assert list((tmp_path / "results").glob("*/result.json"))
+
+
+def test_a_study_summary_carries_and_prints_the_task_accuracy(tmp_path: Path) -> None:
+    """`llem study` with an lm-eval task: each configuration's summary in study_summary.json
+    carries the task accuracy of its run, and the command's table prints it."""
+    from llenergymeasure.domain.study import StudyResult
+    from llenergymeasure.results.io import load_model
+
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: tasks\n"
+        "base:\n  model: builtin:shakespeare\n  n_prompts: 2\n  batch_size: 2\n"
+        "  max_output_tokens: 2\n  baseline_sec: 0\n  warmup: {mode: fixed, n: 0}\n"
+        f"  quality:\n    lm_eval:\n      tasks: [{TASK}]\n      limit: 4\n"
+        f"output_dir: {tmp_path}\n"
+    )
+    env = {**OFFLINE, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache")}
+    done = run_llem("study", str(study), cwd=tmp_path, COLUMNS="250", **env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = load_model(tmp_path / "tasks" / "study_summary.json", StudyResult)
+    [config] = summary.summaries
+    [run] = [load_result(p) for p in (tmp_path / "tasks" / "runs").glob("*/result.json")]
+    assert config.task_accuracy is not None and config.task_accuracy == run.task_accuracy
+    [score] = config.task_accuracy.tasks
+    assert score.task == TASK and score.n_samples == 4
+    assert "task accuracy (lm-eval)" in done.stdout and f"{TASK} acc=" in done.stdout

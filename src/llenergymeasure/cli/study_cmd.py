@@ -130,6 +130,9 @@ def summary_table(result: StudyResult) -> Table:
     if with_quality:
         for column in ("ppl degradation [95%]", "mean KL (nats) [95%]", "top-1 [95%]"):
             table.add_column(column)
+    with_tasks = any(s.task_accuracy is not None for s in result.summaries)
+    if with_tasks:
+        table.add_column("task accuracy (lm-eval)")
     execution = result.execution
     if execution is not None:
         hosts = ", ".join(f"{h} ({n})" for h, n in execution.hosts.items()) or "-"
@@ -151,8 +154,15 @@ def summary_table(result: StudyResult) -> Table:
             cell(s.tokens_per_second),
             cell(s.ttft_p50_ms),
             *(_quality_cells(s.quality) if with_quality else ()),
+            *((_task_cell(s.task_accuracy),) if with_tasks else ()),
         )
     return table
+
+
+def _task_cell(t: Any) -> str:
+    from llenergymeasure.results.quality_view import task_summary
+
+    return "-" if t is None else task_summary(t)
 
 
 def _quality_cells(q: Any) -> tuple[str, ...]:

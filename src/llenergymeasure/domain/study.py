@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from llenergymeasure.domain.base import DomainModel
-from llenergymeasure.domain.quality import QualityMetrics
+from llenergymeasure.domain.quality import QualityMetrics, TaskAccuracy
 from llenergymeasure.domain.results import ExperimentResult
 from llenergymeasure.domain.stats import confidence_interval, mean, stdev
 
@@ -18,8 +18,9 @@ RunStatus = Literal["pending", "submitted", "running", "completed", "failed"]
 #: 1.1 added where each run executed (executor, job id, host, GPUs) and the execution summary.
 #: 1.2: a metric over fewer than two runs has no std/interval (None); runs without output
 #: tokens are counted in ``without_output_tokens``. 1.3: each run record keeps the SHA-256 of
-#: the result.json the parent validated (``result_sha256``). Older files still load.
-STUDY_SCHEMA_VERSION = "1.3"
+#: the result.json the parent validated (``result_sha256``). 1.4: each configuration's summary
+#: carries its lm-eval task accuracy (``task_accuracy``). Older files still load.
+STUDY_SCHEMA_VERSION = "1.4"
 
 
 class RunRecord(DomainModel):
@@ -184,6 +185,11 @@ class ConfigurationSummary(ConfigurationStats):
         default=None,
         description="Quality of the configuration (its first completed run that measured it); "
         "the intervals are the run's block-bootstrap intervals.",
+    )
+    task_accuracy: TaskAccuracy | None = Field(
+        default=None,
+        description="lm-eval task accuracy of the configuration (its first completed run that "
+        "measured it); the standard errors are lm-eval's.",
     )
 
 

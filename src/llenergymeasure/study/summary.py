@@ -34,6 +34,9 @@ def summarise(
                 failed=sum(r.status == "failed" for r in mine),
                 **dict(stats),
                 quality=next((r.quality for r in done if r.quality is not None), None),
+                task_accuracy=next(
+                    (r.task_accuracy for r in done if r.task_accuracy is not None), None
+                ),
             )
         )
     return summaries
