@@ -46,6 +46,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = run_llem("run", str(config), cwd=root, COLUMNS="200", HF_DATASETS_CACHE=cache, **OFFLINE)
     assert done.returncode == 0, done.stderr[-3000:]
     assert any(Path(cache).iterdir())  # the local JSON was read into this fresh cache
+    # lm-eval's own bars and its `git describe` (this is no repository) stay off the terminal
+    assert "it/s]" not in done.stderr and "not a git repository" not in done.stderr
     [result] = (root / "results").glob("*/result.json")
     return result.parent
 
@@ -133,10 +135,16 @@ def test_limit_on_a_loaded_torch_int8_model_leaves_it_unchanged() -> None:
     engine = TransformersEngine(
         ExperimentConfig(model="builtin:shakespeare", quantization="torch-int8")
     )
+    import lm_eval.evaluator
+    from tqdm import std
+
+    probes = (std.tqdm.__dict__["__init__"], lm_eval.evaluator.add_env_info)
     engine.load()
     try:
         before = {k: v.clone() for k, v in engine.model.state_dict().items() if hasattr(v, "clone")}
         limited = run_tasks(engine.model, engine.tokenizer, LmEvalConfig(tasks=[TASK], limit=12))
+        # what was quieted for the evaluation is put back
+        assert (std.tqdm.__dict__["__init__"], lm_eval.evaluator.add_env_info) == probes
         after = engine.model.state_dict()
         assert all(bool((after[k] == v).all()) for k, v in before.items())
         assert "tie_weights" not in vars(engine.model)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,16 @@ def run_tasks(model: Any, tokenizer: Any, config: LmEvalConfig) -> TaskAccuracy:
         # its warnings here are about passing a model object, which llem does on purpose
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
     started = time.perf_counter()
-    results = lm_eval.simple_evaluate(
+    with _lm_eval_quietly():
+        results = _evaluate(lm_eval, lm, tasks, manager, config)
+    elapsed = time.perf_counter() - started
+    if results is None:  # lm-eval returns None on ranks other than 0
+        raise RuntimeError("lm-eval returned no results (not rank 0)")
+    return task_accuracy(results, config, _version(lm_eval), elapsed)
+
+
+def _evaluate(lm_eval: Any, lm: Any, tasks: list[Any], manager: Any, config: LmEvalConfig) -> Any:
+    return lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,
         task_manager=manager,
@@ -140,10 +149,48 @@ def run_tasks(model: Any, tokenizer: Any, config: LmEvalConfig) -> TaskAccuracy:
         torch_random_seed=config.seed,
         fewshot_random_seed=config.seed,
     )
-    elapsed = time.perf_counter() - started
-    if results is None:  # lm-eval returns None on ranks other than 0
-        raise RuntimeError("lm-eval returned no results (not rank 0)")
-    return task_accuracy(results, config, _version(lm_eval), elapsed)
+
+
+@contextlib.contextmanager
+def _lm_eval_quietly() -> Iterator[None]:
+    """lm-eval inside `llem run`, without what it adds to the terminal and the clock:
+
+    - its tqdm bars (llem's own progress shows the stage): every tqdm made meanwhile is
+      disabled (patched on the class, which lm-eval's modules import by name);
+    - its environment probes, which llem records itself: ``add_env_info`` runs torch's
+      ``collect_env`` (2.6 s here, inside the evaluation's recorded time) and
+      ``get_git_commit_hash`` runs `git describe`, which prints "fatal: not a git repository"
+      outside a repository. Both only fill fields of lm-eval's result that llem does not read.
+    """
+    from lm_eval import evaluator
+    from tqdm import std
+
+    raw_init = std.tqdm.__dict__["__init__"]  # a partialmethod: put back as it was
+    original_init = std.tqdm.__init__
+
+    def disabled(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        original_init(self, *args, **kwargs)
+
+    saved = {name: getattr(evaluator, name, None) for name in _PROBES}
+    std.tqdm.__init__ = disabled  # type: ignore[method-assign]
+    for name in _PROBES:
+        if saved[name] is not None:
+            setattr(evaluator, name, _PROBES[name])
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = raw_init  # type: ignore[method-assign]
+        for name, fn in saved.items():
+            if fn is not None:
+                setattr(evaluator, name, fn)
+
+
+#: lm-eval's environment probes and what stands in for them while llem runs it.
+_PROBES: dict[str, Callable[..., Any]] = {
+    "add_env_info": lambda storage: None,
+    "get_git_commit_hash": lambda: None,
+}
 
 
 @contextlib.contextmanager
