@@ -32,7 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "src" / "llenergymeasure" / "data" / "builtin" / "shakespeare"
 DEFAULT_HELDOUT = ROOT / "src" / "llenergymeasure" / "data" / "quality" / "shakespeare-heldout.txt"
-SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 MODEL_CONFIG = {
     "hidden_size": 128,
@@ -59,30 +58,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args()
-
-
-def train_tokenizer(texts: list[str], vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        padding_side="left",
-    )
 
 
 def heldout_perplexity(model, ids, window: int, stride: int) -> float:
@@ -122,7 +97,9 @@ def main() -> None:
     heldout_text = heldout[0].read_text("utf-8", errors="replace")
     corpus_hash = hashlib.sha256("".join(train_texts).encode()).hexdigest()
 
-    tokenizer = train_tokenizer(train_texts, args.vocab_size)
+    from llenergymeasure.engines.builtin import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(train_texts, args.vocab_size)
     stream: list[int] = []
     for text in train_texts:
         stream += [1, *tokenizer(text, add_special_tokens=False)["input_ids"], 2]

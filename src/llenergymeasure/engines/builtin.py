@@ -154,8 +154,10 @@ def _training_text() -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _train_tokenizer() -> Any:
-    """A byte-level BPE tokenizer trained on the package's prompt text (deterministic)."""
+def train_bpe_tokenizer(texts: list[str] | None = None, vocab_size: int = VOCAB_SIZE) -> Any:
+    """A byte-level BPE tokenizer trained on ``texts`` (default: the package's prompt text),
+    deterministic; left padding, the builtin models' special tokens. Also used by
+    scripts/train_shakespeare.py, which trains builtin:shakespeare's tokenizer on its corpus."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -163,13 +165,13 @@ def _train_tokenizer() -> Any:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_training_text(), trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(
+    tokenizer.train_from_iterator(_training_text() if texts is None else texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token="<pad>",
         bos_token="<s>",
@@ -177,7 +179,6 @@ def _train_tokenizer() -> Any:
         unk_token="<unk>",
         padding_side="left",
     )
-    return wrapped
 
 
 def model_config(spec: BuiltinSpec, tokenizer_size: int = VOCAB_SIZE) -> Any:
@@ -206,7 +207,7 @@ def _build(spec: BuiltinSpec, target: Path) -> None:
     import torch
     import transformers
 
-    tokenizer = _train_tokenizer()
+    tokenizer = train_bpe_tokenizer()
     if spec.vocab_size is not None and spec.vocab_size < len(tokenizer):
         raise ValueError(f"{spec.name}: vocab_size {spec.vocab_size} < tokenizer {len(tokenizer)}")
     config = model_config(spec, len(tokenizer))
