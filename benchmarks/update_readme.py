@@ -36,6 +36,11 @@ def figure(estimate: dict) -> str:
     )
 
 
+def _relative(command: str) -> str:
+    """The command as run from the repository root (saved commands hold absolute paths)."""
+    return command.replace(f"{ROOT}/", "")
+
+
 def table(results_dir: Path = RESULTS_DIR) -> str:
     rows = [
         "| command | what | measured (95% CI from paired rounds) | when, where |",
@@ -45,7 +50,7 @@ def table(results_dir: Path = RESULTS_DIR) -> str:
         data = json.loads(path.read_text())
         figures = "<br>".join([*(figure(e) for e in data["estimates"]), *data.get("notes", [])])
         rows.append(
-            f"| `{data['command']}` | {data['what']} | {figures} | {data['date']}, "
+            f"| `{_relative(data['command'])}` | {data['what']} | {figures} | {data['date']}, "
             f"{data['machine']} |"
         )
     return "\n".join(rows)
