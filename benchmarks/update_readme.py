@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def figure(estimate: dict) -> str:
 
 
 def _relative(command: str) -> str:
-    """The command as run from the repository root (saved commands hold absolute paths)."""
-    return command.replace(f"{ROOT}/", "")
+    """The command as run from the repository root: saved commands hold the absolute path of
+    the checkout they ran in (``/any/where/benchmarks/x.py`` -> ``benchmarks/x.py``)."""
+    return re.sub(r"(?<![\w.])/\S*?/(benchmarks/)", r"\1", command)
 
 
 def table(results_dir: Path = RESULTS_DIR) -> str:

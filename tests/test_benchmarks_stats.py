@@ -100,3 +100,13 @@ def test_help_imports_neither_rich_nor_torch() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, env=source_env(), check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_readme_commands_do_not_depend_on_where_the_checkout_lives() -> None:
+    from benchmarks.update_readme import _relative
+
+    wanted = "PYTHONPATH=src python benchmarks/quality_speed.py --threads 1 --save"
+    for root in ("/work/main", "/tmp/fresh-venv-check.R8AwRy/project"):
+        saved = f"PYTHONPATH=src python {root}/benchmarks/quality_speed.py --threads 1 --save"
+        assert _relative(saved) == wanted
+    assert _relative(wanted) == wanted
