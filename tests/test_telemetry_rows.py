@@ -66,8 +66,8 @@ def test_recorded_values_are_the_devices_readings(
     assert times == pytest.approx([0.1] * 3 + [0.2] * 3 + [0.3] * 3)
     assert list(c["power_w"][:2]) == [250.0, 100.0]
     assert list(c["temperature_c"][:2]) == [45.0, 70.0]  # rounded, as NVML gives integers
-    # slow fields (and, beside the counter, power) only every SLOW_FIELDS_EVERY_SEC
-    assert math.isnan(c["temperature_c"][3]) and math.isnan(c["power_w"][3])
+    # slow fields only every SLOW_FIELDS_EVERY_SEC; power every tick
+    assert math.isnan(c["temperature_c"][3]) and c["power_w"][3] == 250.0
     assert list(c["sm_clock_mhz"][:2]) == [1980.0, 1980.0]
     assert list(c["memory_used_mb"][:2]) == [12e9 / 2**20] * 2
     assert list(c["utilization_pct"][:2]) == [90.0, 90.0]
@@ -103,7 +103,7 @@ def test_a_failed_read_is_a_gap_and_a_warning_and_read_again(
     _, temperature = telemetry.series("gpu:0", "temperature_c")
     _, power = telemetry.series("gpu:0", "power_w")
     assert temperature == [None, None, None, None, None, 45.0]
-    assert power == [100.0, None, None, None, None, 100.0]
+    assert power == [100.0] * 6
     assert telemetry.warnings == [
         "telemetry: NVML gpu:0 temperature: the GPU is lost (fell off the bus or needs a reset)"
     ]
@@ -131,13 +131,12 @@ def test_slow_fields_are_read_every_half_second_and_the_rest_every_tick(
     for i, row in enumerate(rows):
         reads_slow = i in slow
         assert [not math.isnan(v) for v in row[2:6]] == [reads_slow] * 4  # temp, clock, mem, util
-        # power: every tick where it is the energy; with the counter, with the slow fields
-        assert (not math.isnan(row[0])) == (reads_slow or not counter)
+        assert not math.isnan(row[0])  # power, every tick
         assert (not math.isnan(row[1])) == counter  # the counter, every tick
     made = {name: calls[name] - before.get(name, 0) for name in calls}
     assert made["nvmlDeviceGetTemperature"] == made["nvmlDeviceGetClockInfo"] == 3
     assert made["nvmlDeviceGetMemoryInfo"] == made["nvmlDeviceGetUtilizationRates"] == 3
-    assert made["nvmlDeviceGetPowerUsage"] == (3 if counter else len(ticks))
+    assert made["nvmlDeviceGetPowerUsage"] == len(ticks)
     assert made.get("nvmlDeviceGetTotalEnergyConsumption", 0) == (len(ticks) if counter else 0)
     assert made["clock_event_reasons"] == len(ticks)  # the fake's name for either binding
 

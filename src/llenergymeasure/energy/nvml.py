@@ -42,12 +42,11 @@ _NAN = float("nan")
 _MIB = float(2**20)
 #: Telemetry reads in the order they are made each tick (slots of NvmlChannel._reads).
 _POWER, _ENERGY, _MEMORY, _UTIL, _CLOCK, _TEMP, _REASONS = range(7)
-#: Telemetry reads fields that change slowly (memory, utilisation, SM clock, temperature) and,
-#: where the energy counter gives the energy, the power reading (NVML averages it over about a
-#: second on recent GPUs) at most this often; a tick that skips them records them as missing.
-#: Each NVML call costs the driver real time: on an H200 the thread's seven calls per tick took
-#: 4.9% of a core at 10 Hz. The energy counter (or, without one, the power being integrated) and
-#: the clock-event reasons behind throttle detection are read every tick.
+#: Telemetry reads fields that change slowly (memory, utilisation, SM clock, temperature) at
+#: most this often; a tick that skips them records them as missing. Each NVML call costs the
+#: driver real time: on an H200 the thread's seven calls per tick took 4.9% of a core at 10 Hz.
+#: Power, the energy counter and the clock-event reasons behind throttle detection are read
+#: every tick (the power trace is integrated and compared with the counter).
 SLOW_FIELDS_EVERY_SEC = 0.5
 
 
@@ -98,8 +97,6 @@ class NvmlChannel(Channel):
 
     #: Whether telemetry reads the total-energy counter (the counter channel does).
     _reads_counter = False
-    #: Whether telemetry reads the power every tick (else with the slow fields).
-    _power_every_tick = True
     #: Monotonic time from which the next tick reads the slow fields.
     _slow_due_sec = -math.inf
 
@@ -149,8 +146,6 @@ class NvmlChannel(Channel):
             self._slow_due_sec = t + 0.9 * SLOW_FIELDS_EVERY_SEC
         else:
             memory = util = clock = temp = None
-            if not self._power_every_tick:
-                power = None
         if power is not None:
             try:
                 power_w = power(handle) / 1000.0
@@ -199,7 +194,6 @@ class NvmlCounterChannel(NvmlChannel):
     confidence = "high"
 
     _reads_counter = True
-    _power_every_tick = False  # the counter gives the energy; power is for the trace
 
     def __init__(self, nvml: Nvml, gpu: NvmlGpu) -> None:
         super().__init__(nvml, gpu)
