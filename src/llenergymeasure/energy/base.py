@@ -43,7 +43,8 @@ class DeviceRef:
 
 #: Stand-in for a missing clock-event-reason mask in the telemetry table's int64 column.
 NO_REASONS = -1
-_NAN = float("nan")
+#: Stand-in for a missing float in a telemetry row.
+NAN = float("nan")
 
 #: One sample as the telemetry table stores it: TelemetryReading's seven fields in order
 #: (the table's columns after tick, time and device), a missing float as NaN and a missing
@@ -51,7 +52,7 @@ _NAN = float("nan")
 #: can hand one over without building a TelemetryReading first.
 TelemetryRow = tuple[float, float, float, float, float, float, int]
 #: The row of a sample in which the device reported nothing.
-EMPTY_ROW: TelemetryRow = (_NAN, _NAN, _NAN, _NAN, _NAN, _NAN, NO_REASONS)
+EMPTY_ROW: TelemetryRow = (NAN, NAN, NAN, NAN, NAN, NAN, NO_REASONS)
 
 
 @dataclass(slots=True)
@@ -68,7 +69,7 @@ class TelemetryReading:
 
     def row(self) -> TelemetryRow:
         """The reading as the telemetry table stores it (None becomes NaN / NO_REASONS)."""
-        nan = _NAN
+        nan = NAN
         return (
             nan if self.power_w is None else self.power_w,
             nan if self.energy_counter_j is None else self.energy_counter_j,
@@ -121,18 +122,15 @@ class Channel(ABC):
     def stop(self, t: float) -> ChannelEnergy:
         """Close the window at monotonic time ``t`` and return its energy."""
 
-    def sample(self, t: float) -> TelemetryReading | None:
-        """Read the device now (telemetry thread); None when the channel has nothing to report."""
+    def sample_row(self, t: float) -> TelemetryRow | None:
+        """Read the device now, as the row the telemetry thread stores (what the thread calls
+        each tick); None when the channel has nothing to report."""
         return None
 
-    def sample_row(self, t: float) -> TelemetryRow | None:
-        """``sample(t)`` as the row the telemetry thread stores (what the thread calls).
-
-        Channels read every tick override this to skip the TelemetryReading, recording the
-        same values; ``sample`` then stays the readable view of the same read.
-        """
-        reading = self.sample(t)
-        return None if reading is None else reading.row()
+    def sample(self, t: float) -> TelemetryReading | None:
+        """``sample_row(t)`` as a reading (None fields for what was not read)."""
+        row = self.sample_row(t)
+        return None if row is None else TelemetryReading.from_row(row)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the channel holds (file descriptors, library sessions)."""

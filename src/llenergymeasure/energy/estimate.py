@@ -23,15 +23,13 @@ from typing import NamedTuple
 
 from llenergymeasure.energy.base import (
     EMPTY_ROW,
+    NAN,
     NO_REASONS,
     Channel,
     ChannelEnergy,
     DeviceRef,
-    TelemetryReading,
     TelemetryRow,
 )
-
-_NAN = float("nan")
 
 #: Watts per physical core when the CPU model is not in the table (about the table's median).
 DEFAULT_W_PER_CORE = 6.0
@@ -247,10 +245,7 @@ class CpuEstimateChannel(Channel):
         if last is None:
             return EMPTY_ROW
         share = self._busy_share(last, now)
-        return (share * self.max_power_w, _NAN, _NAN, _NAN, _NAN, 100 * share, NO_REASONS)
-
-    def sample(self, t: float) -> TelemetryReading:
-        return TelemetryReading.from_row(self.sample_row(t))
+        return (share * self.max_power_w, NAN, NAN, NAN, NAN, 100 * share, NO_REASONS)
 
     def stop(self, t: float) -> ChannelEnergy:
         end = self.host.cpu_times()

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from llenergymeasure.domain.metrics import Confidence
 from llenergymeasure.energy.base import (
-    NO_REASONS,
+    EMPTY_ROW,
     Channel,
     ChannelEnergy,
     DeviceRef,
-    TelemetryReading,
     TelemetryRow,
     TrapezoidIntegrator,
 )
@@ -38,10 +37,32 @@ MIN_UPDATES_PER_WINDOW = 10
 
 _CLOCKS_EVENT_REASONS = "nvmlDeviceGetCurrentClocksEventReasons"
 _CLOCKS_THROTTLE_REASONS = "nvmlDeviceGetCurrentClocksThrottleReasons"  # pre-12.535 name
-_NAN = float("nan")
 _MIB = float(2**20)
+
+
+class _TelemetryRead(NamedTuple):
+    """One NVML read of a telemetry tick."""
+
+    field: str  # its name in messages
+    binding: str  # the NVML function
+    column: int  # where its value goes in the TelemetryRow
+    convert: Callable[[Any], float]  # NVML's value -> the row's unit
+    slow: bool  # read only every SLOW_FIELDS_EVERY_SEC
+
+
 #: Telemetry reads in the order they are made each tick (slots of NvmlChannel._reads).
-_POWER, _ENERGY, _MEMORY, _UTIL, _CLOCK, _TEMP, _REASONS = range(7)
+_READS = (
+    _TelemetryRead("power", "nvmlDeviceGetPowerUsage", 0, lambda mw: mw / 1000.0, False),
+    _TelemetryRead(
+        "energy counter", "nvmlDeviceGetTotalEnergyConsumption", 1, lambda mj: mj / 1000.0, False
+    ),
+    _TelemetryRead("memory", "nvmlDeviceGetMemoryInfo", 4, lambda m: m.used / _MIB, True),  # MiB
+    _TelemetryRead("utilization", "nvmlDeviceGetUtilizationRates", 5, lambda u: float(u.gpu), True),
+    _TelemetryRead("sm clock", "nvmlDeviceGetClockInfo", 3, float, True),
+    _TelemetryRead("temperature", "nvmlDeviceGetTemperature", 2, float, True),
+    _TelemetryRead("clock-event reasons", _CLOCKS_EVENT_REASONS, 6, int, False),
+)
+_ENERGY = 1  # the energy counter's slot
 #: Telemetry reads fields that change slowly (memory, utilisation, SM clock, temperature) at
 #: most this often; a tick that skips them records them as missing. Each NVML call costs the
 #: driver real time: on an H200 the thread's seven calls per tick took 4.9% of a core at 10 Hz.
@@ -70,27 +91,13 @@ class NvmlChannel(Channel):
         # supported' / 'no permission' (asked once, then skipped), or this channel does not
         # read the energy counter in telemetry.
         self._error_type = nvml.error_type
-        self._fields = (
-            "power",
-            "energy counter",
-            "memory",
-            "utilization",
-            "sm clock",
-            "temperature",
-            "clock-event reasons",
-        )
-        names = (
-            "nvmlDeviceGetPowerUsage",
-            "nvmlDeviceGetTotalEnergyConsumption",
-            "nvmlDeviceGetMemoryInfo",
-            "nvmlDeviceGetUtilizationRates",
-            "nvmlDeviceGetClockInfo",
-            "nvmlDeviceGetTemperature",
-            reasons_fn,
-        )
         self._reads: list[Callable[..., Any] | None] = [
-            getattr(nvml.lib, name, None) for name in names
+            getattr(nvml.lib, reasons_fn if r.field == "clock-event reasons" else r.binding, None)
+            for r in _READS
         ]
+        # the extra arguments of each read (which clock, which sensor)
+        extra = {"sm clock": (self._clock_sm,), "temperature": (self._temperature_gpu,)}
+        self._args: list[tuple[Any, ...]] = [extra.get(r.field, ()) for r in _READS]
         if not self._reads_counter:
             self._reads[_ENERGY] = None
         self.sample_errors: list[str] = []
@@ -122,11 +129,11 @@ class NvmlChannel(Channel):
     @property
     def unavailable_fields(self) -> list[str]:
         """Telemetry fields this GPU does not report (skipped each tick)."""
-        return [f for f, fn in zip(self._fields, self._reads, strict=True) if fn is None]
+        return [r.field for r, fn in zip(_READS, self._reads, strict=True) if fn is None]
 
     def _failed(self, slot: int, exc: BaseException) -> None:
         """A telemetry read raised: stop asking if unsupported, else keep the first errors."""
-        mapped = translate_nvml_error(exc, f"{self.label} {self._fields[slot]}")
+        mapped = translate_nvml_error(exc, f"{self.label} {_READS[slot].field}")
         if isinstance(mapped, (NvmlNotSupported, NvmlNoPermission)):
             self._reads[slot] = None
         elif len(self.sample_errors) < 5:
@@ -136,55 +143,21 @@ class NvmlChannel(Channel):
         """One tick's fields in one pass: power, energy counter, memory, utilisation, SM clock,
         temperature, clock-event reasons (that order of calls); a field not read is NaN. The
         slow fields are read on the first tick and then every ``SLOW_FIELDS_EVERY_SEC``."""
-        handle = self._handle
-        error = self._error_type
-        power, energy, memory, util, clock, temp, reasons = self._reads
-        power_w = energy_j = temperature_c = clock_mhz = memory_mb = util_pct = _NAN
-        mask = NO_REASONS
-        if t >= self._slow_due_sec:
+        slow_due = t >= self._slow_due_sec
+        if slow_due:
             # 0.9: a tick that comes a little early (timer jitter) still counts
             self._slow_due_sec = t + 0.9 * SLOW_FIELDS_EVERY_SEC
-        else:
-            memory = util = clock = temp = None
-        if power is not None:
+        row: list[float] = list(EMPTY_ROW)
+        handle, error = self._handle, self._error_type
+        for slot, read in enumerate(self._reads):
+            spec = _READS[slot]
+            if read is None or (spec.slow and not slow_due):
+                continue
             try:
-                power_w = power(handle) / 1000.0
+                row[spec.column] = spec.convert(read(handle, *self._args[slot]))
             except error as exc:
-                self._failed(_POWER, exc)
-        if energy is not None:
-            try:
-                energy_j = energy(handle) / 1000.0
-            except error as exc:
-                self._failed(_ENERGY, exc)
-        if memory is not None:
-            try:
-                memory_mb = memory(handle).used / _MIB  # MiB, as elsewhere
-            except error as exc:
-                self._failed(_MEMORY, exc)
-        if util is not None:
-            try:
-                util_pct = float(util(handle).gpu)
-            except error as exc:
-                self._failed(_UTIL, exc)
-        if clock is not None:
-            try:
-                clock_mhz = float(clock(handle, self._clock_sm))
-            except error as exc:
-                self._failed(_CLOCK, exc)
-        if temp is not None:
-            try:
-                temperature_c = float(temp(handle, self._temperature_gpu))
-            except error as exc:
-                self._failed(_TEMP, exc)
-        if reasons is not None:
-            try:
-                mask = int(reasons(handle))
-            except error as exc:
-                self._failed(_REASONS, exc)
-        return (power_w, energy_j, temperature_c, clock_mhz, memory_mb, util_pct, mask)
-
-    def sample(self, t: float) -> TelemetryReading:
-        return TelemetryReading.from_row(self.sample_row(t))
+                self._failed(slot, exc)
+        return tuple(row)  # type: ignore[return-value]
 
 
 class NvmlCounterChannel(NvmlChannel):

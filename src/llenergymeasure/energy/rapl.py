@@ -20,11 +20,11 @@ from pathlib import Path
 from llenergymeasure.domain.energy import DeviceKind
 from llenergymeasure.domain.metrics import Confidence
 from llenergymeasure.energy.base import (
+    NAN,
     NO_REASONS,
     Channel,
     ChannelEnergy,
     DeviceRef,
-    TelemetryReading,
     TelemetryRow,
 )
 
@@ -33,7 +33,6 @@ POWERCAP_ROOT = Path("/sys/class/powercap")
 STUCK_AFTER_SEC = 0.05
 #: Power assumed when working out how fast a counter can wrap (above any CPU package's draw).
 ASSUMED_MAX_POWER_W = 1000.0
-_NAN = float("nan")
 
 _ZONE_DIR = re.compile(r"^[a-z]+-rapl:(\d+(?::\d+)*)$")
 _GRANT_HINT = (
@@ -200,15 +199,12 @@ class RaplChannel(Channel):
             value = self.read_uj()
             if self._open:
                 self._accumulate(t, value)
-            power = _NAN
+            power = NAN
             if self._sample_last is not None and t > self._sample_last[0]:
                 last_t, last_uj = self._sample_last
                 power = self._delta(last_uj, value) / 1e6 / (t - last_t)
             self._sample_last = (t, value)
-        return (power, value / 1e6, _NAN, _NAN, _NAN, _NAN, NO_REASONS)
-
-    def sample(self, t: float) -> TelemetryReading:
-        return TelemetryReading.from_row(self.sample_row(t))
+        return (power, value / 1e6, NAN, NAN, NAN, NAN, NO_REASONS)
 
     def stop(self, t: float) -> ChannelEnergy:
         with self._lock:
