@@ -27,7 +27,7 @@ from llenergymeasure.energy.estimate import proc_stat_cpu_times, psutil_cpu_time
 from llenergymeasure.energy.nvml import NvmlChannel, NvmlPowerChannel
 from llenergymeasure.energy.timeseries import COLUMNS, READING_COLUMNS
 from tests.fakes.fake_pynvml import NVML_ERROR_GPU_IS_LOST, FakeGpu, NVMLError, gpu_uuid
-from tests.fakes.rig import make_rig
+from tests.fakes.rig import Rig, make_rig
 from tests.fakes.traces import constant
 
 
@@ -111,6 +111,16 @@ def test_a_failed_read_is_a_gap_and_a_warning_and_read_again(
     assert isinstance(channel, NvmlChannel) and channel.unavailable_fields == []
 
 
+def _nvml_channel(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: FakeGpu
+) -> tuple[Rig, NvmlChannel]:
+    """A rig with one fake GPU and the telemetry channel its `nvml` meter reads it with."""
+    rig = make_rig(monkeypatch, tmp_path, [gpu])
+    channel = rig.meter("nvml").telemetry_channels()[0]
+    assert isinstance(channel, NvmlChannel)
+    return rig, channel
+
+
 @pytest.mark.parametrize("counter", [True, False])
 def test_slow_fields_are_read_every_half_second_and_the_rest_every_tick(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, counter: bool
@@ -118,9 +128,9 @@ def test_slow_fields_are_read_every_half_second_and_the_rest_every_tick(
     from llenergymeasure.energy.nvml import SLOW_FIELDS_EVERY_SEC
 
     assert SLOW_FIELDS_EVERY_SEC == 0.5
-    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0), has_energy_counter=counter)])
-    channel = rig.meter("nvml").telemetry_channels()[0]
-    assert isinstance(channel, NvmlChannel)
+    rig, channel = _nvml_channel(
+        monkeypatch, tmp_path, FakeGpu(gpu_uuid(0), has_energy_counter=counter)
+    )
     calls = rig.nvml.calls
     before = dict(calls)
     # 10 Hz with timer jitter: a tick a little early still reads the slow fields on time
@@ -144,10 +154,9 @@ def test_slow_fields_are_read_every_half_second_and_the_rest_every_tick(
 def test_unsupported_fields_are_listed_and_skipped(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0), utilization_supported=False)])
-    meter = rig.meter("nvml")
-    channel = meter.telemetry_channels()[0]
-    assert isinstance(channel, NvmlChannel)
+    rig, channel = _nvml_channel(
+        monkeypatch, tmp_path, FakeGpu(gpu_uuid(0), utilization_supported=False)
+    )
     reading = channel.sample(0.0)
     assert reading.utilization_pct is None and reading.power_w == 100.0
     assert reading.energy_counter_j is not None
@@ -159,9 +168,9 @@ def test_unsupported_fields_are_listed_and_skipped(
 def test_power_channel_integrates_only_power_it_read(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    rig = make_rig(monkeypatch, tmp_path, [FakeGpu(gpu_uuid(0), has_energy_counter=False)])
-    meter = rig.meter("nvml")
-    channel = meter.telemetry_channels()[0]
+    rig, channel = _nvml_channel(
+        monkeypatch, tmp_path, FakeGpu(gpu_uuid(0), has_energy_counter=False)
+    )
     assert isinstance(channel, NvmlPowerChannel)
     real = rig.nvml.nvmlDeviceGetPowerUsage
     channel.start(0.0)
