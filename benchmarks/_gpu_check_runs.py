@@ -35,9 +35,7 @@ def part_runs(p: Platform, out: Path, summary: Summary, budget: Budget) -> dict[
         )
     for dtype in p.dtypes:
         started = time.monotonic()
-        seconds, loaded = runs.calibrate(p.work, dtype, p.batch_sizes, p.calib_tokens)
-        del loaded
-        runs.free_memory()
+        seconds = runs.calibrate(p.work, dtype, p.batch_sizes, p.calib_tokens)
         state["calibration"][dtype] = seconds
         summary.add(
             "3 runs",

@@ -1,7 +1,7 @@
 """Parts 3 and 4 of the GPU check: sizing, `llem run` windows, harness vs bare `generate`.
 
-- ``calibrate``: times one batch of bare ``generate`` per (dtype, batch size) in this process,
-  so each `llem run` gets enough prompts for a window of the wanted length;
+- ``calibrate``: times bare ``generate`` at two lengths per (dtype, batch size) in this
+  process, so each `llem run` gets enough prompts for a window of the wanted length;
 - ``harness_vs_bare``: tokens/s of llem's measured window against a bare ``generate`` loop,
   alternated in one process (as benchmarks/harness_overhead.py does);
 - ``llem_run``: one `llem run` subprocess and the figures of its result, read back through
@@ -59,7 +59,8 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _free() -> None:
+def free_memory() -> None:
+    """Give the memory of dropped models back (call after dropping every reference)."""
     import gc
 
     import torch
@@ -71,9 +72,9 @@ def _free() -> None:
 
 def calibrate(
     work: Workload, dtype: str, batch_sizes: Sequence[int], calib_tokens: int
-) -> tuple[dict[int, float], tuple[Any, tuple[Any, Any], int]]:
-    """Seconds of bare generate per batch at each batch size (scaled to ``new_tokens``), and the
-    loaded (model, one padded batch of the largest size, pad id) for reuse."""
+) -> dict[int, float]:
+    """Seconds of bare generate per batch of ``new_tokens`` at each batch size; the model it
+    loads is dropped and its memory given back before it returns."""
     from llenergymeasure.config.experiment import ExperimentConfig
 
     biggest = max(batch_sizes)
@@ -94,7 +95,9 @@ def calibrate(
             f"{work.new_tokens}",
             flush=True,
         )
-    return seconds, (model, (input_ids, mask), pad_id)
+    del model, batches, batch, input_ids, mask
+    free_memory()
+    return seconds
 
 
 def _timed(model: Any, batch: list[tuple[Any, Any]], pad_id: int, new_tokens: int) -> float:
@@ -159,13 +162,8 @@ def harness_vs_bare(
     finally:
         harness.close()
         del harness
-        _free()
+        free_memory()
     return estimates
-
-
-def free_memory() -> None:
-    """Give the memory of dropped models back (call after dropping every reference)."""
-    _free()
 
 
 def n_batches_for(window_sec: float, sec_per_batch: float, margin: float = 1.25) -> int:
